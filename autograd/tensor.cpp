@@ -1,0 +1,171 @@
+#include "autograd/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "autograd/check.h"
+
+namespace vdit {
+
+int64_t numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string to_string(const Shape& shape) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  os << ']';
+  return os.str();
+}
+
+const char* dtype_name(DType dtype) { return dtype == DType::F32 ? "float32" : "bfloat16"; }
+
+float bf16_to_float(uint16_t bits) {
+  uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float value;
+  std::memcpy(&value, &wide, sizeof value);
+  return value;
+}
+
+uint16_t float_to_bf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // quiet NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+namespace {
+
+std::shared_ptr<TensorImpl> allocate(const Shape& shape) {
+  for (int64_t d : shape) VDIT_CHECK(d >= 0, "negative dimension in shape " << to_string(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  size_t bytes = static_cast<size_t>(numel(shape)) * sizeof(float);
+  size_t rounded = (bytes + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
+  void* p = std::aligned_alloc(64, rounded ? rounded : 64);
+  VDIT_CHECK(p != nullptr, "out of memory allocating " << bytes << " bytes for " << to_string(shape));
+  impl->data = p;
+  impl->owner = std::shared_ptr<void>(p, std::free);
+  return impl;
+}
+
+}  // namespace
+
+Tensor Tensor::empty(const Shape& shape) { return Tensor(allocate(shape)); }
+
+Tensor Tensor::zeros(const Shape& shape) {
+  Tensor t = empty(shape);
+  std::memset(t.data(), 0, static_cast<size_t>(t.numel()) * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::full(const Shape& shape, float value) {
+  Tensor t = empty(shape);
+  float* p = t.data();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = value;
+  return t;
+}
+
+Tensor Tensor::from_vector(const Shape& shape, const std::vector<float>& values) {
+  VDIT_CHECK(static_cast<int64_t>(values.size()) == vdit::numel(shape),
+             values.size() << " values do not fill shape " << to_string(shape));
+  Tensor t = empty(shape);
+  std::memcpy(t.data(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::borrow(const Shape& shape, DType dtype, void* data, std::shared_ptr<void> owner) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->data = data;
+  impl->owner = std::move(owner);
+  return Tensor(std::move(impl));
+}
+
+int64_t Tensor::size(int axis) const {
+  int n = ndim();
+  int a = axis < 0 ? axis + n : axis;
+  VDIT_CHECK(a >= 0 && a < n, "axis " << axis << " out of range for shape " << to_string(shape()));
+  return impl_->shape[a];
+}
+
+float* Tensor::data() {
+  VDIT_CHECK(impl_->dtype == DType::F32, "float32 data requested from a bfloat16 tensor");
+  return static_cast<float*>(impl_->data);
+}
+
+const float* Tensor::data() const {
+  VDIT_CHECK(impl_->dtype == DType::F32, "float32 data requested from a bfloat16 tensor");
+  return static_cast<const float*>(impl_->data);
+}
+
+const uint16_t* Tensor::bf16_data() const {
+  VDIT_CHECK(impl_->dtype == DType::BF16, "bfloat16 data requested from a float32 tensor");
+  return static_cast<const uint16_t*>(impl_->data);
+}
+
+float Tensor::item() const {
+  VDIT_CHECK(numel() == 1, "item() of a tensor of shape " << to_string(shape()));
+  return impl_->dtype == DType::F32 ? data()[0] : bf16_to_float(bf16_data()[0]);
+}
+
+std::vector<float> Tensor::to_vector() const {
+  Tensor f = to_f32();
+  return std::vector<float>(f.data(), f.data() + f.numel());
+}
+
+Tensor Tensor::to_f32() const {
+  if (impl_->dtype == DType::F32) return *this;
+  Tensor out = empty(shape());
+  const uint16_t* src = bf16_data();
+  float* dst = out.data();
+  int64_t n = numel();
+#pragma omp parallel for if (n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i]);
+  return out;
+}
+
+Tensor Tensor::clone() const {
+  Tensor f = to_f32();
+  Tensor out = empty(shape());
+  std::memcpy(out.data(), f.data(), static_cast<size_t>(numel()) * sizeof(float));
+  return out;
+}
+
+Tensor Tensor::detach() const {
+  return borrow(shape(), dtype(), impl_->data, impl_->owner);
+}
+
+Tensor& Tensor::set_requires_grad(bool value) {
+  VDIT_CHECK(!value || impl_->dtype == DType::F32,
+             "a bfloat16 tensor is frozen storage and cannot require a gradient");
+  impl_->requires_grad = value;
+  if (value && !impl_->slot) impl_->slot = std::make_shared<GradSlot>(GradSlot{shape(), nullptr});
+  if (!value) impl_->slot.reset();
+  return *this;
+}
+
+Tensor Tensor::grad() const {
+  return impl_->slot && impl_->slot->grad ? Tensor(impl_->slot->grad) : Tensor();
+}
+
+void Tensor::zero_grad() {
+  if (impl_->slot) impl_->slot->grad.reset();
+}
+
+GradRef Tensor::grad_ref() const { return impl_->requires_grad ? impl_->slot : nullptr; }
+
+float* GradSlot::buffer() {
+  if (!grad) grad = Tensor::zeros(shape).impl_ptr();
+  return static_cast<float*>(grad->data);
+}
+
+const float* GradSlot::get() const { return grad ? static_cast<const float*>(grad->data) : nullptr; }
+
+}  // namespace vdit

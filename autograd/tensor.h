@@ -1,0 +1,99 @@
+#pragma once
+// Tensor: a shape over contiguous storage, shared by every copy of the handle.
+//
+// Compute is float32. Storage may also be bf16, for frozen weights only: such a tensor can
+// never require a gradient and is widened to float32 where an op reads it. Storage may be
+// owned (aligned heap) or borrowed (a memory-mapped file), kept alive by `owner`.
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vdit {
+
+using Shape = std::vector<int64_t>;
+
+int64_t numel(const Shape& shape);
+std::string to_string(const Shape& shape);
+
+enum class DType : uint8_t { F32, BF16 };
+const char* dtype_name(DType dtype);
+
+float bf16_to_float(uint16_t bits);
+uint16_t float_to_bf16(float value);  // round to nearest even, as PyTorch does
+
+struct TensorImpl;
+
+// Where a tensor's gradient accumulates. It lives apart from the tensor's values so that a
+// backward closure can add into an input's gradient without keeping the input's data alive.
+struct GradSlot {
+  Shape shape;
+  std::shared_ptr<TensorImpl> grad;  // float32, allocated (as zeros) by the first write
+
+  float* buffer();                  // for accumulation: allocates on first use
+  const float* get() const;         // null while no gradient has flowed here
+};
+using GradRef = std::shared_ptr<GradSlot>;
+
+struct TensorImpl {
+  Shape shape;
+  DType dtype = DType::F32;
+  void* data = nullptr;
+  std::shared_ptr<void> owner;  // keeps `data` alive
+  bool requires_grad = false;
+  GradRef slot;  // set while requires_grad
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  // Owned float32 storage, 64-byte aligned. `empty` leaves the values undefined.
+  static Tensor empty(const Shape& shape);
+  static Tensor zeros(const Shape& shape);
+  static Tensor full(const Shape& shape, float value);
+  static Tensor from_vector(const Shape& shape, const std::vector<float>& values);
+  // Borrowed storage, no copy: `owner` keeps `data` alive (e.g. a mapped file).
+  static Tensor borrow(const Shape& shape, DType dtype, void* data, std::shared_ptr<void> owner);
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const { return impl_->shape; }
+  int ndim() const { return static_cast<int>(impl_->shape.size()); }
+  int64_t size(int axis) const;  // negative axes count from the end
+  int64_t numel() const { return vdit::numel(impl_->shape); }
+  DType dtype() const { return impl_->dtype; }
+
+  float* data();  // float32 tensors only
+  const float* data() const;
+  const uint16_t* bf16_data() const;  // bf16 tensors only
+  float item() const;                 // one-element tensors only
+  std::vector<float> to_vector() const;
+
+  // float32 view of the values: this tensor itself, or a widened copy of a bf16 one.
+  Tensor to_f32() const;
+  // A new owned float32 tensor with the same values and no autograd history.
+  Tensor clone() const;
+  // Same storage, no gradient, no history (a leaf).
+  Tensor detach() const;
+
+  bool requires_grad() const { return impl_->requires_grad; }
+  Tensor& set_requires_grad(bool value);
+  Tensor grad() const;  // undefined until a backward pass reaches this tensor
+  void zero_grad();
+  // The slot a backward closure adds this tensor's gradient into; null when none is needed.
+  GradRef grad_ref() const;
+
+  // Reverse-mode pass from this scalar through everything recorded on the tape since it was
+  // last cleared; gradients accumulate into every tensor that requires one.
+  void backward() const;
+
+  TensorImpl* impl() const { return impl_.get(); }
+  const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+}  // namespace vdit

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs vditkit's build and test dependencies from Debian's packages (run as root).
+# Packages already present are skipped, so a second run costs a few dpkg queries.
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config
+  libopenblas0-openmp libopenblas-openmp-dev
+  libhdf5-dev
+  libboost-program-options-dev libboost-serialization-dev
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
+  nlohmann-json3-dev
+  libgtest-dev libbenchmark-dev
+  python3 python3-torch python3-numpy python3-h5py
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: need root to apt-get install (run as root or with sudo)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
