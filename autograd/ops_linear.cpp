@@ -1,11 +1,13 @@
 // GEMM-backed ops: linear (y = x W^T + b) and batched matmul. Backward is two more GEMMs that
-// accumulate straight into the gradient buffers (beta = 1), so no temporaries are made.
+// write straight into the gradient buffers (beta = 0 into a new buffer, 1 to accumulate), so
+// no temporaries are made.
 #include <omp.h>
 
 #include "autograd/blas.h"
 #include "autograd/check.h"
 #include "autograd/grad_accumulate.h"
 #include "autograd/ops.h"
+#include "autograd/parallel.h"
 
 namespace vdit {
 
@@ -45,15 +47,23 @@ Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
   Tape::record([=] {
     const float* dy = arrived(go);
     if (!dy) return;
+    bool fresh = false;
     if (gx) {
       const Tensor w = saved_w.to_f32();
+      float* dx = gx->buffer_for_write(&fresh);
       blas::sgemm(false, false, rows, in_features, out_features, 1.0f, dy, out_features, w.data(),
-                  in_features, 1.0f, gx->buffer(), in_features);
+                  in_features, fresh ? 0.0f : 1.0f, dx, in_features);
     }
-    if (gw)
+    if (gw) {
+      float* dw = gw->buffer_for_write(&fresh);
       blas::sgemm(true, false, out_features, in_features, rows, 1.0f, dy, out_features,
-                  saved_x.data(), in_features, 1.0f, gw->buffer(), in_features);
-    if (gb) accumulate_grad(gb, {rows, out_features}, dy);
+                  saved_x.data(), in_features, fresh ? 0.0f : 1.0f, dw, in_features);
+    }
+    if (gb)
+      deterministic_row_sum(rows, out_features, gb->buffer(), [&](int64_t r, double* partial) {
+        const float* dy_row = dy + r * out_features;
+        for (int64_t j = 0; j < out_features; ++j) partial[j] += dy_row[j];
+      });
   });
   return out;
 }

@@ -31,7 +31,10 @@ struct GradSlot {
   Shape shape;
   std::shared_ptr<TensorImpl> grad;  // float32, allocated (as zeros) by the first write
 
-  float* buffer();                  // for accumulation: allocates on first use
+  float* buffer();                  // for accumulation: allocates (as zeros) on first use
+  // For kernels that can either overwrite or accumulate (GEMM's beta): the buffer, and whether
+  // it is new and uninitialised, in which case the caller must overwrite every element.
+  float* buffer_for_write(bool* fresh);
   const float* get() const;         // null while no gradient has flowed here
 };
 using GradRef = std::shared_ptr<GradSlot>;
@@ -95,5 +98,14 @@ class Tensor {
  private:
   std::shared_ptr<TensorImpl> impl_;
 };
+
+// Bytes of tensor storage this process has allocated (borrowed storage not counted): live now,
+// and the most live at once since the last reset. Memory tests and benchmarks read these.
+struct TensorMemory {
+  int64_t live_bytes = 0;
+  int64_t peak_bytes = 0;
+};
+TensorMemory tensor_memory();
+void reset_tensor_memory_peak();
 
 }  // namespace vdit

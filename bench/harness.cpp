@@ -1,0 +1,72 @@
+#include "bench/harness.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace vdit::bench {
+
+double seconds_per_call(const std::function<void()>& fn, int min_runs, double min_seconds) {
+  using Clock = std::chrono::steady_clock;
+  fn();  // warm-up: page faults, thread start-up, BLAS buffers
+  std::vector<double> times;
+  double total = 0.0;
+  while (static_cast<int>(times.size()) < min_runs || total < min_seconds) {
+    auto start = Clock::now();
+    fn();
+    double t = std::chrono::duration<double>(Clock::now() - start).count();
+    times.push_back(t);
+    total += t;
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+namespace {
+
+double status_field_mib(const std::string& field) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind(field + ":", 0) == 0) {
+      std::istringstream is(line.substr(field.size() + 1));
+      double kib = 0;
+      is >> kib;
+      return kib / 1024.0;
+    }
+  return -1.0;
+}
+
+}  // namespace
+
+void reset_peak_rss() {
+  std::ofstream clear("/proc/self/clear_refs");
+  clear << "5";
+}
+
+double peak_rss_mib() { return status_field_mib("VmHWM"); }
+double current_rss_mib() { return status_field_mib("VmRSS"); }
+
+void report(const std::string& name, double value) {
+  std::printf("%s: %.4g\n", name.c_str(), value);
+  std::fflush(stdout);
+}
+
+void report(const std::string& name, const std::string& value) {
+  std::printf("%s: %s\n", name.c_str(), value.c_str());
+  std::fflush(stdout);
+}
+
+std::vector<Section>& sections() {
+  static std::vector<Section> all;
+  return all;
+}
+
+Register::Register(std::string name, std::string description, std::function<void()> run) {
+  sections().push_back({std::move(name), std::move(description), std::move(run)});
+}
+
+}  // namespace vdit::bench

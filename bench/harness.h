@@ -1,0 +1,34 @@
+#pragma once
+// vditkit-bench's small harness: timing by repeated calls (median of runs), peak-memory
+// measurement through the kernel's high-water mark, and `name: value` reporting.
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace vdit::bench {
+
+// Median seconds per call of `fn` over at least `min_runs` runs and `min_seconds` in total,
+// after one warm-up call.
+double seconds_per_call(const std::function<void()>& fn, int min_runs = 3, double min_seconds = 1.0);
+
+// Resets the process's peak resident set (VmHWM) to its current size (Linux clear_refs).
+void reset_peak_rss();
+double peak_rss_mib();
+double current_rss_mib();
+
+// Prints "name: value" on one line, flushed at once (a reader may follow the run live).
+void report(const std::string& name, double value);
+void report(const std::string& name, const std::string& value);
+
+// A benchmark section; sections are selected by name on the command line.
+struct Section {
+  std::string name;
+  std::string description;
+  std::function<void()> run;
+};
+std::vector<Section>& sections();
+struct Register {
+  Register(std::string name, std::string description, std::function<void()> run);
+};
+
+}  // namespace vdit::bench
