@@ -22,8 +22,8 @@ namespace vdit {
 
 namespace {
 
-constexpr int64_t kQueryBlock = 128;
-constexpr int64_t kKeyBlock = 256;
+constexpr int64_t kQueryBlock = 256;
+constexpr int64_t kKeyBlock = 512;
 
 // Where one (batch, head) slice of q/k/v lives: rows of head_dim floats, `ld` apart.
 struct Geometry {
@@ -58,7 +58,7 @@ void forward(const Geometry& g, const Inputs& in, float* out, float* lse) {
 #pragma omp parallel
   {
     std::vector<float> s(kQueryBlock * kKeyBlock), acc(kQueryBlock * g.head_dim);
-    std::vector<float> row_max(kQueryBlock), row_sum(kQueryBlock);
+    std::vector<float> row_max(kQueryBlock), row_sum(kQueryBlock);  // running max and sum per query
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t qb = task % q_blocks, h = (task / q_blocks) % g.heads, b = task / (q_blocks * g.heads);
@@ -74,16 +74,14 @@ void forward(const Geometry& g, const Inputs& in, float* out, float* lse) {
         score_tile(g, qp, in.k + g.k_offset(b, h) + k0 * g.ld(), mask, c, rows, cols, s.data());
         for (int64_t i = 0; i < rows; ++i) {
           float* si = s.data() + i * cols;
-          float m = row_max[i];
-          for (int64_t j = 0; j < cols; ++j) m = std::max(m, si[j]);
+          const float m = vdit::row_max(si, cols, row_max[i]);
           if (m == -INFINITY) {  // every key so far masked: nothing to add
-            for (int64_t j = 0; j < cols; ++j) si[j] = 0.0f;
+            std::fill(si, si + cols, 0.0f);
             continue;
           }
           const float correction = exp_approx(row_max[i] - m);
-          float total = 0.0f;
-          for (int64_t j = 0; j < cols; ++j) total += (si[j] = exp_approx(si[j] - m));
-          row_sum[i] = row_sum[i] * correction + total;
+          for (int64_t j = 0; j < cols; ++j) si[j] = exp_approx(si[j] - m);
+          row_sum[i] = row_sum[i] * correction + vdit::row_sum(si, cols);
           row_max[i] = m;
           float* ai = acc.data() + i * g.head_dim;
           for (int64_t d = 0; d < g.head_dim; ++d) ai[d] *= correction;
@@ -109,10 +107,12 @@ struct Grads {
 void backward(const Geometry& g, const Inputs& in, const float* out, const float* lse,
               const float* dout, const Grads& grads) {
   const int64_t tasks = g.batch * g.heads;
+  const bool want_temperature = grads.dtemperature != nullptr;
   std::vector<double> temperature_terms(tasks, 0.0);  // sum ds * s per (b, h)
 #pragma omp parallel
   {
     std::vector<float> p(kQueryBlock * kKeyBlock), dp(kQueryBlock * kKeyBlock), delta(g.q_len);
+    std::vector<float> ds_s(kKeyBlock);
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t h = task % g.heads, b = task / g.heads;
@@ -141,16 +141,21 @@ void backward(const Geometry& g, const Inputs& in, const float* out, const float
             const float l = lse_bh[q0 + i], di = delta[q0 + i];
             float* pi = p.data() + i * cols;
             float* dpi = dp.data() + i * cols;
-            float row_dot = 0.0f;
+            if (l == -INFINITY) {  // a query whose keys are all masked: no mass, no gradient
+              std::fill(pi, pi + cols, 0.0f);
+              std::fill(dpi, dpi + cols, 0.0f);
+              continue;
+            }
+            // The temperature's gradient sums ds * s over unmasked keys (masked: p = ds = 0,
+            // s = -inf); the products are formed only when it is wanted.
             for (int64_t j = 0; j < cols; ++j) {
-              const float s = pi[j];
-              const float pij = l == -INFINITY ? 0.0f : exp_approx(s - l);
+              const float pij = exp_approx(pi[j] - l);
               const float ds = pij * (dpi[j] - di);
-              row_dot += pij > 0.0f ? ds * s : 0.0f;  // masked keys: s = -inf, ds = 0
+              if (want_temperature) ds_s[j] = pij > 0.0f ? ds * pi[j] : 0.0f;
               pi[j] = pij;
               dpi[j] = ds;
             }
-            ds_dot_s += row_dot;
+            if (want_temperature) ds_dot_s += vdit::row_sum(ds_s.data(), cols);
           }
           if (grads.dv)
             blas::sgemm(true, false, cols, g.head_dim, rows, 1.0f, p.data(), cols, dout + qv,

@@ -30,3 +30,34 @@ inline float exp_approx(float x) {
 }
 
 }  // namespace vdit
+
+namespace vdit {
+
+// Reductions over a row, written with independent lanes so that they vectorise without
+// -ffast-math (which would license reassociating a single running sum or max).
+constexpr int kLanes = 16;
+
+inline float row_max(const float* x, int64_t n, float init) {
+  float lane[kLanes];
+  for (int l = 0; l < kLanes; ++l) lane[l] = init;
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lane[l] = x[j + l] > lane[l] ? x[j + l] : lane[l];
+  float m = init;
+  for (int l = 0; l < kLanes; ++l) m = lane[l] > m ? lane[l] : m;
+  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+inline float row_sum(const float* x, int64_t n) {
+  float lane[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lane[l] += x[j + l];
+  float s = 0.0f;
+  for (int l = 0; l < kLanes; ++l) s += lane[l];
+  for (; j < n; ++j) s += x[j];
+  return s;
+}
+
+}  // namespace vdit
