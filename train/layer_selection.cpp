@@ -1,0 +1,100 @@
+#include "train/layer_selection.h"
+
+#include <algorithm>
+
+#include "autograd/check.h"
+
+namespace vdit {
+
+namespace {
+
+int parse_block_index(const std::string& text, const std::string& item, const VDiTConfig& config) {
+  VDIT_CHECK(!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit),
+             "--layers: '" << item << "' is not a block index, range, sub-module, all, head, "
+                              "embeddings or auto:K");
+  const int index = std::stoi(text);
+  VDIT_CHECK(index < config.num_layers,
+             "--layers: block " << index << " in '" << item << "' does not exist (the model has "
+                                << config.num_layers << " blocks, 0-" << config.num_layers - 1 << ")");
+  return index;
+}
+
+// Does parameter `name` (relative to its block, e.g. "self_attn.q.weight") belong to `sub`?
+bool in_submodule(const std::string& name, const std::string& sub) {
+  auto starts = [&](const char* prefix) { return name.rfind(prefix, 0) == 0; };
+  if (sub == "norms")
+    return starts("norm3.") || name.find(".norm_q.") != std::string::npos ||
+           name.find(".norm_k.") != std::string::npos;
+  if (sub == "self_attn" || sub == "cross_attn" || sub == "ffn") return starts((sub + ".").c_str());
+  if (sub == "modulation") return name == "modulation";
+  return false;
+}
+
+void add_item(const std::string& item, const VDiTConfig& config, LayerSelection& selection) {
+  const std::vector<ParamSpec> specs = wan_parameter_specs(config);
+  if (item == "all") {
+    for (const ParamSpec& s : specs) selection.names.insert(s.name);
+  } else if (item == "head" || item == "embeddings") {
+    for (const ParamSpec& s : specs)
+      if (s.block < 0 && (s.name.rfind("head.", 0) == 0) == (item == "head")) selection.names.insert(s.name);
+  } else if (item.rfind("auto:", 0) == 0) {
+    const std::string k = item.substr(5);
+    VDIT_CHECK(!k.empty() && std::all_of(k.begin(), k.end(), ::isdigit) && std::stoi(k) > 0 &&
+                   std::stoi(k) <= config.num_layers,
+               "--layers: '" << item << "' needs 1 <= K <= " << config.num_layers);
+    selection.auto_blocks = std::stoi(k);
+  } else if (size_t dot = item.find('.'); dot != std::string::npos) {
+    const int block = parse_block_index(item.substr(0, dot), item, config);
+    const std::string sub = item.substr(dot + 1);
+    const std::string prefix = "blocks." + std::to_string(block) + ".";
+    size_t before = selection.names.size();
+    for (const ParamSpec& s : wan_block_parameter_specs(config, block))
+      if (in_submodule(s.name.substr(prefix.size()), sub)) selection.names.insert(s.name);
+    VDIT_CHECK(selection.names.size() > before,
+               "--layers: '" << item << "': unknown sub-module '" << sub
+                             << "' (self_attn, cross_attn, ffn, modulation, norms)");
+  } else if (size_t dash = item.find('-'); dash != std::string::npos) {
+    const int first = parse_block_index(item.substr(0, dash), item, config);
+    const int last = parse_block_index(item.substr(dash + 1), item, config);
+    VDIT_CHECK(first <= last, "--layers: range '" << item << "' is empty");
+    std::vector<int> blocks;
+    for (int b = first; b <= last; ++b) blocks.push_back(b);
+    for (const std::string& n : block_parameter_names(config, blocks)) selection.names.insert(n);
+  } else {
+    for (const std::string& n : block_parameter_names(config, {parse_block_index(item, item, config)}))
+      selection.names.insert(n);
+  }
+}
+
+}  // namespace
+
+LayerSelection parse_layer_spec(const std::string& spec, const VDiTConfig& config) {
+  LayerSelection selection;
+  size_t begin = 0;
+  while (begin <= spec.size()) {
+    size_t end = spec.find(',', begin);
+    if (end == std::string::npos) end = spec.size();
+    std::string item = spec.substr(begin, end - begin);
+    item.erase(std::remove_if(item.begin(), item.end(), ::isspace), item.end());
+    VDIT_CHECK(!item.empty(), "--layers: empty item in '" << spec << "'");
+    add_item(item, config, selection);
+    begin = end + 1;
+  }
+  return selection;
+}
+
+std::set<std::string> block_parameter_names(const VDiTConfig& config, const std::vector<int>& blocks) {
+  std::set<std::string> names;
+  for (int b : blocks)
+    for (const ParamSpec& s : wan_block_parameter_specs(config, b)) names.insert(s.name);
+  return names;
+}
+
+int first_selected_block(const std::set<std::string>& names, const VDiTConfig& config) {
+  int first = static_cast<int>(config.num_layers);
+  for (const ParamSpec& s : wan_parameter_specs(config))
+    if (names.count(s.name)) first = std::min(first, s.block);
+  return first;
+}
+
+}  // namespace vdit
