@@ -63,11 +63,12 @@ void count_allocation(int64_t bytes) {
   }
 }
 
-std::shared_ptr<TensorImpl> allocate(const Shape& shape) {
+std::shared_ptr<TensorImpl> allocate(const Shape& shape, DType dtype = DType::F32) {
   for (int64_t d : shape) VDIT_CHECK(d >= 0, "negative dimension in shape " << to_string(shape));
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
-  size_t bytes = static_cast<size_t>(numel(shape)) * sizeof(float);
+  impl->dtype = dtype;
+  size_t bytes = static_cast<size_t>(numel(shape)) * (dtype == DType::F32 ? sizeof(float) : sizeof(uint16_t));
   size_t rounded = (bytes + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
   void* p = std::aligned_alloc(64, rounded ? rounded : 64);
   VDIT_CHECK(p != nullptr, "out of memory allocating " << bytes << " bytes for " << to_string(shape));
@@ -158,6 +159,17 @@ Tensor Tensor::to_f32() const {
   int64_t n = numel();
 #pragma omp parallel for if (n > (1 << 16))
   for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i]);
+  return out;
+}
+
+Tensor Tensor::to_bf16() const {
+  if (impl_->dtype == DType::BF16) return *this;
+  Tensor out(allocate(shape(), DType::BF16));
+  const float* src = data();
+  uint16_t* dst = static_cast<uint16_t*>(out.impl()->data);
+  int64_t n = numel();
+#pragma omp parallel for if (n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i) dst[i] = float_to_bf16(src[i]);
   return out;
 }
 

@@ -76,6 +76,9 @@ class Tensor {
 
   // float32 view of the values: this tensor itself, or a widened copy of a bf16 one.
   Tensor to_f32() const;
+  // bf16 storage of the values (round to nearest even): this tensor itself, or a narrowed
+  // copy of a float32 one. For frozen weights only: the copy cannot require a gradient.
+  Tensor to_bf16() const;
   // A new owned float32 tensor with the same values and no autograd history.
   Tensor clone() const;
   // Same storage, no gradient, no history (a leaf).

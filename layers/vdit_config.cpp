@@ -36,6 +36,25 @@ VDiTConfig VDiTConfig::wan_14b() {
   return c;
 }
 
+VDiTConfig VDiTConfig::tiny() {
+  VDiTConfig c;
+  c.dim = 128;
+  c.ffn_dim = 256;
+  c.freq_dim = 32;
+  c.num_heads = 4;
+  c.num_layers = 4;
+  c.text_dim = 64;
+  c.text_len = 32;
+  return c;
+}
+
+VDiTConfig VDiTConfig::preset(const std::string& name) {
+  if (name == "tiny") return tiny();
+  if (name == "wan-1.3b") return wan_1_3b();
+  if (name == "wan-14b") return wan_14b();
+  VDIT_FAIL("unknown preset '" << name << "' (known: tiny, wan-1.3b, wan-14b)");
+}
+
 std::vector<ParamSpec> wan_block_parameter_specs(const VDiTConfig& c, int i) {
   const std::string p = "blocks." + std::to_string(i) + ".";
   const int64_t d = c.dim;

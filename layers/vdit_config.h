@@ -34,6 +34,10 @@ struct VDiTConfig {
 
   static VDiTConfig wan_1_3b();
   static VDiTConfig wan_14b();
+  // A small model of the same architecture for demos and tests (about 1M parameters).
+  static VDiTConfig tiny();
+  // "tiny", "wan-1.3b" or "wan-14b"; vdit::Error listing them otherwise.
+  static VDiTConfig preset(const std::string& name);
 };
 
 struct ParamSpec {

@@ -1,0 +1,46 @@
+#pragma once
+// A small RAII door to HDF5 for what vditkit stores: float32 datasets by path and scalar or
+// small-array attributes on the root group. Every failure is a vdit::Error naming the file
+// and the dataset or attribute.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace vdit {
+
+class Hdf5File {
+ public:
+  enum class Mode { Read, Create };  // Create truncates
+  Hdf5File(const std::string& path, Mode mode);
+  ~Hdf5File();
+  Hdf5File(const Hdf5File&) = delete;
+  Hdf5File& operator=(const Hdf5File&) = delete;
+
+  const std::string& path() const { return path_; }
+  bool has(const std::string& name) const;  // a dataset or group at this path
+  // Names of the datasets directly inside `group` ("/" for the root), sorted.
+  std::vector<std::string> datasets(const std::string& group = "/") const;
+  Shape shape(const std::string& name) const;
+  // Any floating-point dataset, converted to float32 by HDF5.
+  Tensor read(const std::string& name) const;
+  // Writes a float32 dataset (bf16 tensors are widened); creates intermediate groups.
+  void write(const std::string& name, const Tensor& tensor);
+
+  bool has_attribute(const std::string& name) const;
+  int64_t read_int(const std::string& name) const;
+  double read_double(const std::string& name) const;
+  std::string read_string(const std::string& name) const;
+  std::vector<int64_t> read_ints(const std::string& name) const;
+  void write_int(const std::string& name, int64_t value);
+  void write_double(const std::string& name, double value);
+  void write_string(const std::string& name, const std::string& value);
+  void write_ints(const std::string& name, const std::vector<int64_t>& values);
+
+ private:
+  std::string path_;
+  int64_t id_ = -1;  // hid_t
+};
+
+}  // namespace vdit

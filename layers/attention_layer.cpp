@@ -1,0 +1,24 @@
+#include "layers/attention_layer.h"
+
+namespace vdit {
+
+Tensor AttentionLayer::split_heads(const Tensor& t) const {
+  return reshape(t, {t.size(0), t.size(1), num_heads, -1});
+}
+
+Tensor AttentionLayer::self_attention(const Tensor& x, const RopeTables& rope) const {
+  const Tensor qh = vdit::rope(split_heads(norm_q(q(x))), rope.cos, rope.sin);
+  const Tensor kh = vdit::rope(split_heads(norm_k(k(x))), rope.cos, rope.sin);
+  AttentionOptions options;
+  options.temperature = temperature;
+  const Tensor a = attention(qh, kh, split_heads(v(x)), options);
+  return o(reshape(a, x.shape()));
+}
+
+Tensor AttentionLayer::cross_attention(const Tensor& x, const Tensor& context) const {
+  const Tensor a = attention(split_heads(norm_q(q(x))), split_heads(norm_k(k(context))),
+                             split_heads(v(context)));
+  return o(reshape(a, x.shape()));
+}
+
+}  // namespace vdit

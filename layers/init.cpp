@@ -1,0 +1,46 @@
+#include "layers/init.h"
+
+#include <cmath>
+
+#include "autograd/check.h"
+
+namespace vdit {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+Tensor xavier_uniform(const Shape& shape, Rng& rng) {
+  const int64_t fan_out = shape[0], fan_in = numel(shape) / shape[0];  // conv weights flattened
+  const double bound = std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
+  Tensor t = Tensor::empty(shape);
+  float* p = t.data();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>((2.0 * rng.uniform() - 1.0) * bound);
+  return t;
+}
+
+}  // namespace
+
+Tensor init_wan_parameter(const std::string& key, const Shape& shape, Rng& rng) {
+  if (ends_with(key, "modulation")) return rng.normal_tensor(shape, 1.0f / std::sqrt(static_cast<float>(shape.back())));
+  if (ends_with(key, ".temperature") || ends_with(key, "norm_q.weight") || ends_with(key, "norm_k.weight") ||
+      ends_with(key, "norm3.weight"))
+    return Tensor::full(shape, 1.0f);
+  if (ends_with(key, ".bias") || key == "head.head.weight") return Tensor::zeros(shape);
+  VDIT_CHECK(ends_with(key, ".weight"), "no initialisation rule for parameter '" << key << "'");
+  if (starts_with(key, "text_embedding.") || starts_with(key, "time_embedding.")) return rng.normal_tensor(shape, 0.02f);
+  return xavier_uniform(shape, rng);
+}
+
+ParameterMap init_wan_parameters(const VDiTConfig& config, uint64_t seed) {
+  config.validate();
+  Rng rng(seed);
+  ParameterMap params;
+  for (const ParamSpec& spec : wan_parameter_specs(config)) params[spec.name] = init_wan_parameter(spec.name, spec.shape, rng);
+  return params;
+}
+
+}  // namespace vdit

@@ -1,0 +1,137 @@
+#include "layers/vdit.h"
+
+#include <set>
+
+#include "autograd/check.h"
+
+namespace vdit {
+
+std::string temperature_key(int block) {
+  return "blocks." + std::to_string(block) + ".self_attn.temperature";
+}
+
+namespace {
+
+// Keys of optional parameters and their shapes.
+std::map<std::string, Shape> optional_specs(const VDiTConfig& config) {
+  std::map<std::string, Shape> specs;
+  for (int i = 0; i < config.num_layers; ++i) specs[temperature_key(i)] = {config.num_heads};
+  return specs;
+}
+
+}  // namespace
+
+void check_wan_parameters(const VDiTConfig& config, const ParameterMap& params) {
+  std::set<std::string> expected;
+  for (const ParamSpec& spec : wan_parameter_specs(config)) {
+    expected.insert(spec.name);
+    auto it = params.find(spec.name);
+    VDIT_CHECK(it != params.end(), "missing parameter '" << spec.name << "' (expected shape "
+                                                          << to_string(spec.shape) << ")");
+    VDIT_CHECK(it->second.shape() == spec.shape,
+               "parameter '" << spec.name << "' has shape " << to_string(it->second.shape())
+                             << " but the config needs " << to_string(spec.shape));
+  }
+  const std::map<std::string, Shape> optional = optional_specs(config);
+  for (const auto& [key, tensor] : params) {
+    if (expected.count(key)) continue;
+    auto it = optional.find(key);
+    VDIT_CHECK(it != optional.end(), "unexpected parameter '" << key << "' (not part of a Wan2.1 model with "
+                                                               << config.num_layers << " blocks)");
+    VDIT_CHECK(tensor.shape() == it->second, "parameter '" << key << "' has shape " << to_string(tensor.shape())
+                                                           << " but the config needs " << to_string(it->second));
+  }
+}
+
+namespace {
+
+Linear linear_at(const ParameterMap& p, const std::string& prefix) {
+  return {parameter(p, prefix + ".weight"), parameter(p, prefix + ".bias")};
+}
+
+AttentionLayer attention_at(const ParameterMap& p, const std::string& prefix, const VDiTConfig& c) {
+  AttentionLayer a;
+  a.q = linear_at(p, prefix + ".q");
+  a.k = linear_at(p, prefix + ".k");
+  a.v = linear_at(p, prefix + ".v");
+  a.o = linear_at(p, prefix + ".o");
+  a.norm_q = {optional_parameter(p, prefix + ".norm_q.weight"), c.eps};
+  a.norm_k = {optional_parameter(p, prefix + ".norm_k.weight"), c.eps};
+  a.num_heads = c.num_heads;
+  return a;
+}
+
+}  // namespace
+
+VDiT::VDiT(VDiTConfig config, ParameterMap params) : config_(std::move(config)), params_(std::move(params)) {
+  config_.validate();
+  check_wan_parameters(config_, params_);
+  build_layers();
+}
+
+void VDiT::set_parameter(const std::string& key, Tensor value) {
+  auto it = params_.find(key);
+  if (it == params_.end()) {
+    const std::map<std::string, Shape> optional = optional_specs(config_);
+    auto spec = optional.find(key);
+    VDIT_CHECK(spec != optional.end(), "set_parameter: unknown parameter '" << key << "'");
+    VDIT_CHECK(value.shape() == spec->second, "set_parameter: '" << key << "' needs shape "
+                                                                  << to_string(spec->second) << ", got "
+                                                                  << to_string(value.shape()));
+  } else {
+    VDIT_CHECK(value.shape() == it->second.shape(), "set_parameter: '" << key << "' needs shape "
+                                                                        << to_string(it->second.shape())
+                                                                        << ", got " << to_string(value.shape()));
+  }
+  params_[key] = std::move(value);
+  build_layers();
+}
+
+void VDiT::build_layers() {
+  const ParameterMap& p = params_;
+  const VDiTConfig& c = config_;
+  patch_embedding_ = {parameter(p, "patch_embedding.weight"), parameter(p, "patch_embedding.bias"), c.patch_size};
+  text_embedding_ = {linear_at(p, "text_embedding.0"), linear_at(p, "text_embedding.2"), c.text_len};
+  time_embedding_ = {linear_at(p, "time_embedding.0"), linear_at(p, "time_embedding.2"),
+                     linear_at(p, "time_projection.1"), c.freq_dim};
+  blocks_.clear();
+  for (int i = 0; i < c.num_layers; ++i) {
+    const std::string b = "blocks." + std::to_string(i);
+    WanBlock block;
+    block.modulation = parameter(p, b + ".modulation");
+    block.norm1 = {Tensor{}, Tensor{}, c.eps};
+    block.norm2 = {Tensor{}, Tensor{}, c.eps};
+    if (c.cross_attn_norm)
+      block.norm3 = LayerNorm{parameter(p, b + ".norm3.weight"), parameter(p, b + ".norm3.bias"), c.eps};
+    block.self_attn = attention_at(p, b + ".self_attn", c);
+    block.self_attn.temperature = optional_parameter(p, temperature_key(i));
+    block.cross_attn = attention_at(p, b + ".cross_attn", c);
+    block.ffn = {linear_at(p, b + ".ffn.0"), linear_at(p, b + ".ffn.2")};
+    blocks_.push_back(std::move(block));
+  }
+  head_ = {parameter(p, "head.modulation"), {Tensor{}, Tensor{}, c.eps}, linear_at(p, "head.head")};
+}
+
+Tensor VDiT::forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context) const {
+  const VDiTConfig& c = config_;
+  VDIT_CHECK(latents.ndim() == 5 && latents.size(1) == c.in_dim,
+             "latents must be [B, " << c.in_dim << ", F, H, W], got " << to_string(latents.shape()));
+  const int64_t batch = latents.size(0);
+  VDIT_CHECK(static_cast<int64_t>(timesteps.size()) == batch,
+             "got " << timesteps.size() << " timesteps for a batch of " << batch);
+  VDIT_CHECK(context.ndim() == 3 && context.size(0) == batch && context.size(2) == c.text_dim,
+             "context must be [" << batch << ", L, " << c.text_dim << "], got " << to_string(context.shape()));
+  VDIT_CHECK(context.size(1) <= c.text_len,
+             "context has " << context.size(1) << " tokens, more than text_len " << c.text_len);
+
+  Tensor x = patch_embedding_(latents);
+  const std::array<int64_t, 3> grid = {latents.size(2) / c.patch_size[0], latents.size(3) / c.patch_size[1],
+                                       latents.size(4) / c.patch_size[2]};
+  const RopeTables rope = make_rope_tables(grid, c.head_dim());
+  const TimeEmbedding::Output time = time_embedding_(timesteps);
+  const Tensor text = text_embedding_(context);
+  for (const WanBlock& block : blocks_) x = block(x, time.e0, text, rope);
+  return unpatchify(head_(x, time.e), grid, c.patch_size);
+}
+
+}  // namespace vdit

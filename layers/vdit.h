@@ -1,0 +1,49 @@
+#pragma once
+// The Wan2.1 text-to-video transformer assembled from its parameters (WAN21.md).
+#include <string>
+#include <vector>
+
+#include "layers/embeddings.h"
+#include "layers/parameter_map.h"
+#include "layers/vdit_config.h"
+#include "layers/wan_block.h"
+
+namespace vdit {
+
+// Checks that `params` holds exactly the config's parameters (plus optional temperatures)
+// with the config's shapes; the error names the first missing, unexpected or misshapen key.
+void check_wan_parameters(const VDiTConfig& config, const ParameterMap& params);
+
+// Optional per-head softmax temperature of block i's self-attention, [num_heads].
+std::string temperature_key(int block);
+
+class VDiT {
+ public:
+  // Checks the parameters (check_wan_parameters) and builds the layers over them.
+  VDiT(VDiTConfig config, ParameterMap params);
+
+  // latents [B, in_dim, F, H, W], one timestep in [0, 1000] per sample, context
+  // [B, L, text_dim] with L <= text_len. Returns the velocity [B, out_dim, F, H, W].
+  Tensor forward(const Tensor& latents, const std::vector<double>& timesteps,
+                 const Tensor& context) const;
+
+  const VDiTConfig& config() const { return config_; }
+  const ParameterMap& parameters() const { return params_; }
+  // Replaces a parameter's tensor (same shape) and rebuilds the layers that hold it; used to
+  // make frozen weights trainable or to reinitialise them.
+  void set_parameter(const std::string& key, Tensor value);
+  const std::vector<WanBlock>& blocks() const { return blocks_; }
+
+ private:
+  void build_layers();
+
+  VDiTConfig config_;
+  ParameterMap params_;
+  PatchEmbedding patch_embedding_;
+  TextEmbedding text_embedding_;
+  TimeEmbedding time_embedding_;
+  std::vector<WanBlock> blocks_;
+  Head head_;
+};
+
+}  // namespace vdit

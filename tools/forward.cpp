@@ -1,0 +1,76 @@
+// vditkit forward: one denoiser evaluation of a model on latents, a timestep and a text
+// context read from an HDF5 file.
+#include <iostream>
+
+#include "autograd/check.h"
+#include "autograd/tape.h"
+#include "data/hdf5_file.h"
+#include "data/model_io.h"
+#include "layers/vdit.h"
+#include "tools/command.h"
+
+namespace vdit::cli {
+namespace {
+
+int run_forward(int argc, char** argv) {
+  po::options_description options;
+  std::string model_path, input, output, adapter, config;
+  bool frozen_bf16 = false;
+  options.add_options()
+      ("model", po::value(&model_path)->required(), "safetensors file, index, directory or vditkit .h5")
+      ("input", po::value(&input)->required(), "HDF5 with latents [C,F,H,W], timestep (0..1000), context [L,text_dim]")
+      ("output", po::value(&output)->required(), "HDF5 to write velocity [C_out,F,H,W] into")
+      ("adapter", po::value(&adapter), "HDF5 of extra parameters (e.g. learnt temperatures) to apply")
+      ("config", po::value(&config), "config.json to use instead of the one beside the weights")
+      ("frozen-bf16", po::bool_switch(&frozen_bf16), "hold the weights as bf16 (half the memory)");
+  const po::variables_map vm =
+      parse_options(argc, argv, "vditkit forward --model M --input IN.h5 --output OUT.h5 [--adapter A.h5]", options);
+  if (vm.empty()) return 0;
+
+  LoadOptions load;
+  load.config_path = config;
+  load.frozen_bf16 = frozen_bf16;
+  LoadedModel loaded = load_model(model_path, load);
+  const VDiTConfig& c = loaded.config;
+  if (!adapter.empty()) {
+    const Hdf5File file(adapter, Hdf5File::Mode::Read);
+    for (const std::string& key : file.datasets()) loaded.params[key] = file.read(key);
+  }
+  VDiT model(c, std::move(loaded.params));
+
+  const Hdf5File in(input, Hdf5File::Mode::Read);
+  const Tensor latents = in.read("latents");
+  const Tensor timestep = in.read("timestep");
+  const Tensor context = in.read("context");
+  VDIT_CHECK(latents.ndim() == 4 && latents.size(0) == c.in_dim,
+             input << ": latents must be [" << c.in_dim << ", F, H, W], got " << to_string(latents.shape()));
+  for (int a = 0; a < 3; ++a)
+    VDIT_CHECK(latents.size(1 + a) % c.patch_size[a] == 0,
+               input << ": latents " << (a == 0 ? "frames" : a == 1 ? "height" : "width") << " "
+                     << latents.size(1 + a) << " is not divisible by the patch size " << c.patch_size[a]);
+  VDIT_CHECK(timestep.numel() == 1, input << ": timestep must be a scalar, got " << to_string(timestep.shape()));
+  const double t = timestep.data()[0];
+  VDIT_CHECK(t >= 0.0 && t <= 1000.0, input << ": timestep " << t << " is outside [0, 1000]");
+  VDIT_CHECK(context.ndim() == 2 && context.size(1) == c.text_dim,
+             input << ": context must be [L, " << c.text_dim << "], got " << to_string(context.shape()));
+  VDIT_CHECK(context.size(0) <= c.text_len,
+             input << ": context has " << context.size(0) << " tokens, more than text_len " << c.text_len);
+
+  NoGradScope no_grad;
+  Shape batched = latents.shape();
+  batched.insert(batched.begin(), 1);
+  const Tensor velocity = model.forward(reshape(latents, batched), {t}, reshape(context, {1, context.size(0), c.text_dim}));
+  Shape out_shape = velocity.shape();
+  out_shape.erase(out_shape.begin());
+  {
+    Hdf5File out(output, Hdf5File::Mode::Create);
+    out.write("velocity", reshape(velocity, out_shape));
+  }
+  std::cout << "wrote velocity " << to_string(out_shape) << " to " << output << "\n";
+  return 0;
+}
+
+const RegisterCommand reg("forward", "one denoiser evaluation: latents, timestep, context -> velocity", run_forward);
+
+}  // namespace
+}  // namespace vdit::cli
