@@ -41,7 +41,8 @@ nlohmann::json safetensors_config(const std::string& path, const LoadOptions& op
   const fs::path beside = (dir.empty() ? fs::path(".") : dir) / "config.json";
   if (fs::exists(beside)) return read_config_json(beside.string());
   if (ends_with(path, ".safetensors")) {
-    const auto& metadata = SafetensorsFile::open(path)->metadata();
+    const std::shared_ptr<SafetensorsFile> file = SafetensorsFile::open(path);
+    const auto& metadata = file->metadata();
     if (auto it = metadata.find("config"); it != metadata.end()) {
       try {
         return normalize_config_json(nlohmann::json::parse(it->second), path + " metadata");

@@ -27,7 +27,7 @@ po::variables_map parse_options(int argc, char** argv, const std::string& usage,
   all.add(options);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc - 1, argv + 1).options(all).positional(positional).run(), vm);
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     if (vm.count("help")) {
       std::cout << "usage: " << usage << "\n\n" << all << "\n";
       return {};
