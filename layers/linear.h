@@ -2,7 +2,10 @@
 // The building blocks every Wan layer is made of. Each holds handles to parameter tensors
 // owned by the model's ParameterMap (no copies); calling one records on the tape only when
 // its input or its parameters require a gradient.
+#include <string>
+
 #include "autograd/ops.h"
+#include "layers/parameter_map.h"
 
 namespace vdit {
 
@@ -12,6 +15,9 @@ struct Linear {
   Tensor bias;  // may be undefined
   Tensor operator()(const Tensor& x) const { return linear(x, weight, bias); }
 };
+
+// The Linear whose weight and bias are stored under `prefix`.weight and `prefix`.bias.
+Linear linear_from(const ParameterMap& params, const std::string& prefix);
 
 // LayerNorm over the last axis; without weight and bias it has no affine part.
 struct LayerNorm {

@@ -6,10 +6,6 @@
 
 namespace vdit {
 
-std::string temperature_key(int block) {
-  return "blocks." + std::to_string(block) + ".self_attn.temperature";
-}
-
 namespace {
 
 // Keys of optional parameters and their shapes.
@@ -43,25 +39,6 @@ void check_wan_parameters(const VDiTConfig& config, const ParameterMap& params) 
   }
 }
 
-namespace {
-
-Linear linear_at(const ParameterMap& p, const std::string& prefix) {
-  return {parameter(p, prefix + ".weight"), parameter(p, prefix + ".bias")};
-}
-
-AttentionLayer attention_at(const ParameterMap& p, const std::string& prefix, const VDiTConfig& c) {
-  AttentionLayer a;
-  a.q = linear_at(p, prefix + ".q");
-  a.k = linear_at(p, prefix + ".k");
-  a.v = linear_at(p, prefix + ".v");
-  a.o = linear_at(p, prefix + ".o");
-  a.norm_q = {optional_parameter(p, prefix + ".norm_q.weight"), c.eps};
-  a.norm_k = {optional_parameter(p, prefix + ".norm_k.weight"), c.eps};
-  a.num_heads = c.num_heads;
-  return a;
-}
-
-}  // namespace
 
 VDiT::VDiT(VDiTConfig config, ParameterMap params) : config_(std::move(config)), params_(std::move(params)) {
   config_.validate();
@@ -91,25 +68,13 @@ void VDiT::build_layers() {
   const ParameterMap& p = params_;
   const VDiTConfig& c = config_;
   patch_embedding_ = {parameter(p, "patch_embedding.weight"), parameter(p, "patch_embedding.bias"), c.patch_size};
-  text_embedding_ = {linear_at(p, "text_embedding.0"), linear_at(p, "text_embedding.2"), c.text_len};
-  time_embedding_ = {linear_at(p, "time_embedding.0"), linear_at(p, "time_embedding.2"),
-                     linear_at(p, "time_projection.1"), c.freq_dim};
+  text_embedding_ = {linear_from(p, "text_embedding.0"), linear_from(p, "text_embedding.2"), c.text_len};
+  time_embedding_ = {linear_from(p, "time_embedding.0"), linear_from(p, "time_embedding.2"),
+                     linear_from(p, "time_projection.1"), c.freq_dim};
   blocks_.clear();
-  for (int i = 0; i < c.num_layers; ++i) {
-    const std::string b = "blocks." + std::to_string(i);
-    WanBlock block;
-    block.modulation = parameter(p, b + ".modulation");
-    block.norm1 = {Tensor{}, Tensor{}, c.eps};
-    block.norm2 = {Tensor{}, Tensor{}, c.eps};
-    if (c.cross_attn_norm)
-      block.norm3 = LayerNorm{parameter(p, b + ".norm3.weight"), parameter(p, b + ".norm3.bias"), c.eps};
-    block.self_attn = attention_at(p, b + ".self_attn", c);
-    block.self_attn.temperature = optional_parameter(p, temperature_key(i));
-    block.cross_attn = attention_at(p, b + ".cross_attn", c);
-    block.ffn = {linear_at(p, b + ".ffn.0"), linear_at(p, b + ".ffn.2")};
-    blocks_.push_back(std::move(block));
-  }
-  head_ = {parameter(p, "head.modulation"), {Tensor{}, Tensor{}, c.eps}, linear_at(p, "head.head")};
+  for (int i = 0; i < c.num_layers; ++i) blocks_.push_back(build_wan_block(c, p, i));
+  head_ = {parameter(p, "head.modulation"), {Tensor{}, Tensor{}, c.eps},
+           {parameter(p, "head.head.weight"), parameter(p, "head.head.bias")}};
 }
 
 Tensor VDiT::forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context) const {

@@ -14,9 +14,6 @@ namespace vdit {
 // with the config's shapes; the error names the first missing, unexpected or misshapen key.
 void check_wan_parameters(const VDiTConfig& config, const ParameterMap& params);
 
-// Optional per-head softmax temperature of block i's self-attention, [num_heads].
-std::string temperature_key(int block);
-
 class VDiT {
  public:
   // Checks the parameters (check_wan_parameters) and builds the layers over them.

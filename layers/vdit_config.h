@@ -50,5 +50,8 @@ struct ParamSpec {
 std::vector<ParamSpec> wan_parameter_specs(const VDiTConfig& config);
 // The parameters of block `i` only, in the same order.
 std::vector<ParamSpec> wan_block_parameter_specs(const VDiTConfig& config, int i);
+// The optional per-head softmax temperature of block i's self-attention, [num_heads] (not part
+// of Wan2.1; absent means 1).
+std::string temperature_key(int block);
 
 }  // namespace vdit

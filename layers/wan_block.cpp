@@ -2,6 +2,37 @@
 
 namespace vdit {
 
+namespace {
+
+AttentionLayer attention_from(const ParameterMap& p, const std::string& prefix, const VDiTConfig& c) {
+  AttentionLayer a;
+  a.q = linear_from(p, prefix + ".q");
+  a.k = linear_from(p, prefix + ".k");
+  a.v = linear_from(p, prefix + ".v");
+  a.o = linear_from(p, prefix + ".o");
+  a.norm_q = {optional_parameter(p, prefix + ".norm_q.weight"), c.eps};
+  a.norm_k = {optional_parameter(p, prefix + ".norm_k.weight"), c.eps};
+  a.num_heads = c.num_heads;
+  return a;
+}
+
+}  // namespace
+
+WanBlock build_wan_block(const VDiTConfig& c, const ParameterMap& p, int index) {
+  const std::string b = "blocks." + std::to_string(index);
+  WanBlock block;
+  block.modulation = parameter(p, b + ".modulation");
+  block.norm1 = {Tensor{}, Tensor{}, c.eps};
+  block.norm2 = {Tensor{}, Tensor{}, c.eps};
+  if (c.cross_attn_norm)
+    block.norm3 = LayerNorm{parameter(p, b + ".norm3.weight"), parameter(p, b + ".norm3.bias"), c.eps};
+  block.self_attn = attention_from(p, b + ".self_attn", c);
+  block.self_attn.temperature = optional_parameter(p, temperature_key(index));
+  block.cross_attn = attention_from(p, b + ".cross_attn", c);
+  block.ffn = {linear_from(p, b + ".ffn.0"), linear_from(p, b + ".ffn.2")};
+  return block;
+}
+
 Tensor modulate(const Tensor& normed, const Tensor& shift, const Tensor& scale) {
   return add(mul(normed, add_scalar(scale, 1.0f)), shift);
 }

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "layers/attention_layer.h"
+#include "layers/vdit_config.h"
 
 namespace vdit {
 
@@ -31,6 +32,9 @@ struct Head {
   // x [B, T, d], e [B, d] -> [B, T, patch volume * out_dim]
   Tensor operator()(const Tensor& x, const Tensor& e) const;
 };
+
+// Block `index` of a model of `config` over the parameters stored under "blocks.<index>.".
+WanBlock build_wan_block(const VDiTConfig& config, const ParameterMap& params, int index);
 
 // LN(x) * (1 + scale) + shift, the adaptive norm both the blocks and the head use.
 Tensor modulate(const Tensor& normed, const Tensor& shift, const Tensor& scale);
