@@ -47,7 +47,9 @@ void reset_peak_rss() {
   clear << "5";
 }
 
-double peak_rss_mib() { return status_field_mib("VmHWM"); }
+// The kernel folds the current RSS into VmHWM lazily (on unmap and exit), so a peak read
+// while the memory is still held must also look at VmRSS.
+double peak_rss_mib() { return std::max(status_field_mib("VmHWM"), status_field_mib("VmRSS")); }
 double current_rss_mib() { return status_field_mib("VmRSS"); }
 
 void report(const std::string& name, double value) {

@@ -1,6 +1,8 @@
 #include "train/layer_selection.h"
 
 #include <algorithm>
+#include <cctype>
+#include <limits>
 
 #include "autograd/check.h"
 
@@ -8,13 +10,21 @@ namespace vdit {
 
 namespace {
 
+// The value of a decimal number, or -1 when `text` is not one. Numbers past int range read as
+// INT_MAX, which no block index or K reaches, so the caller's range check reports them
+// (std::stoi would throw a std::out_of_range naming neither the item nor --layers).
+int parse_number(const std::string& text) {
+  if (text.empty() || !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); }))
+    return -1;
+  return text.size() > 9 ? std::numeric_limits<int>::max() : std::stoi(text);
+}
+
 int parse_block_index(const std::string& text, const std::string& item, const VDiTConfig& config) {
-  VDIT_CHECK(!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit),
-             "--layers: '" << item << "' is not a block index, range, sub-module, all, head, "
-                              "embeddings or auto:K");
-  const int index = std::stoi(text);
+  const int index = parse_number(text);
+  VDIT_CHECK(index >= 0, "--layers: '" << item << "' is not a block index, range, sub-module, all, head, "
+                                           "embeddings or auto:K");
   VDIT_CHECK(index < config.num_layers,
-             "--layers: block " << index << " in '" << item << "' does not exist (the model has "
+             "--layers: block " << text << " in '" << item << "' does not exist (the model has "
                                 << config.num_layers << " blocks, 0-" << config.num_layers - 1 << ")");
   return index;
 }
@@ -38,11 +48,9 @@ void add_item(const std::string& item, const VDiTConfig& config, LayerSelection&
     for (const ParamSpec& s : specs)
       if (s.block < 0 && (s.name.rfind("head.", 0) == 0) == (item == "head")) selection.names.insert(s.name);
   } else if (item.rfind("auto:", 0) == 0) {
-    const std::string k = item.substr(5);
-    VDIT_CHECK(!k.empty() && std::all_of(k.begin(), k.end(), ::isdigit) && std::stoi(k) > 0 &&
-                   std::stoi(k) <= config.num_layers,
-               "--layers: '" << item << "' needs 1 <= K <= " << config.num_layers);
-    selection.auto_blocks = std::stoi(k);
+    const int k = parse_number(item.substr(5));
+    VDIT_CHECK(k > 0 && k <= config.num_layers, "--layers: '" << item << "' needs 1 <= K <= " << config.num_layers);
+    selection.auto_blocks = k;
   } else if (size_t dot = item.find('.'); dot != std::string::npos) {
     const int block = parse_block_index(item.substr(0, dot), item, config);
     const std::string sub = item.substr(dot + 1);

@@ -1,0 +1,120 @@
+// Wan2.1 figures (issue: Wan2.1 VDiT): one 1.3B-shaped block forward + backward, ours against
+// PyTorch on the same shapes and threads; and the peak memory of loading a 1.3B-shaped bf16
+// checkpoint as float32 and as frozen bf16.
+#include <malloc.h>
+#include <omp.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "autograd/ops.h"
+#include "autograd/random.h"
+#include "bench/harness.h"
+#include "data/model_io.h"
+#include "data/safetensors.h"
+#include "layers/init.h"
+#include "layers/wan_block.h"
+
+namespace vdit::bench {
+
+namespace {
+
+// Runs the PyTorch side in a child process with the same thread count; it inherits
+// OPENBLAS_CORETYPE, so PyTorch's BLAS (OpenBLAS through libblas.so.3) runs the same kernel.
+double torch_block_seconds(int threads) {
+  const std::string command = std::string("OMP_NUM_THREADS=") + std::to_string(threads) + " " + VDITKIT_PYTHON +
+                              " " + VDITKIT_SOURCE_DIR + "/bench/torch_wan_block.py --threads " +
+                              std::to_string(threads);
+  FILE* pipe = popen(command.c_str(), "r");
+  double seconds = -1.0;
+  if (pipe) {
+    if (std::fscanf(pipe, "%lf", &seconds) != 1) seconds = -1.0;
+    pclose(pipe);
+  }
+  return seconds;
+}
+
+void run_wan_block() {
+  const int threads = omp_get_max_threads();
+  report("threads", threads);
+  VDiTConfig config = VDiTConfig::wan_1_3b();
+  config.num_layers = 1;
+  Rng rng(0);
+  ParameterMap params;
+  for (const ParamSpec& spec : wan_block_parameter_specs(config, 0)) {
+    params[spec.name] = init_wan_parameter(spec.name, spec.shape, rng);
+    params[spec.name].set_requires_grad(true);
+  }
+  const WanBlock block = build_wan_block(config, params, 0);
+  const std::array<int64_t, 3> grid = {4, 16, 16};  // 1024 tokens
+  const int64_t tokens = 1024, d = config.dim;
+  const Tensor x = rng.normal_tensor({1, tokens, d});
+  const Tensor e0 = rng.normal_tensor({1, 6, d}, 0.1f);
+  const Tensor context = rng.normal_tensor({1, 512, d});
+  const Tensor upstream = rng.normal_tensor({1, tokens, d});
+  const RopeTables rope = make_rope_tables(grid, config.head_dim());
+  const double ours = seconds_per_call([&] {
+    for (auto& [key, p] : params) p.zero_grad();
+    sum_all(mul(block(x, e0, context, rope), upstream)).backward();
+  }, 3, 3.0);
+  report("wan13b_block_fwd_bwd_s", ours);
+  const double theirs = torch_block_seconds(threads);
+  if (theirs <= 0.0) {
+    report("torch_wan13b_block_fwd_bwd_s", "unavailable (python3-torch missing?)");
+    return;
+  }
+  report("torch_wan13b_block_fwd_bwd_s", theirs);
+  report("wan13b_block_speedup", theirs / ours);
+}
+
+// Writes a 1.3B-shaped checkpoint of random bf16 weights, one tensor at a time.
+void write_bf16_checkpoint(const std::string& path, const VDiTConfig& config) {
+  Rng rng(1);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const ParamSpec& spec : wan_parameter_specs(config)) {
+    Tensor t = Tensor::empty(spec.shape);
+    float* p = t.data();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(rng.uniform() - 0.5);
+    tensors.emplace_back(spec.name, t.to_bf16());
+  }
+  write_safetensors(path, tensors, SafetensorsDType::BF16, {{"config", "{\"num_heads\": 12}"}});
+}
+
+void run_load_memory() {
+  const VDiTConfig config = VDiTConfig::wan_1_3b();
+  int64_t parameters = 0;
+  for (const ParamSpec& spec : wan_parameter_specs(config)) parameters += numel(spec.shape);
+  const double f32_mib = parameters * 4.0 / (1024.0 * 1024.0);
+  const std::string path = (std::filesystem::temp_directory_path() / "vditkit-bench-wan13b.safetensors").string();
+  write_bf16_checkpoint(path, config);
+  report("wan13b_f32_parameter_mib", f32_mib);
+  for (const bool bf16 : {false, true}) {
+    malloc_trim(0);  // hand back what the previous round freed (the heap is kept warm)
+    const double base = current_rss_mib();
+    reset_peak_rss();
+    double loaded_rss;
+    {
+      LoadOptions options;
+      options.frozen_bf16 = bf16;
+      const LoadedModel model = load_model(path, options);
+      // Read every page, as a forward pass would, so that mapped pages count too.
+      volatile uint32_t sink = 0;
+      for (const auto& [key, t] : model.params) {
+        const auto* bytes = static_cast<const uint8_t*>(t.impl()->data);
+        const int64_t size = t.numel() * (t.dtype() == DType::BF16 ? 2 : 4);
+        for (int64_t i = 0; i < size; i += 1024) sink = sink + bytes[i];
+      }
+      loaded_rss = peak_rss_mib() - base;
+    }
+    report(bf16 ? "wan13b_load_frozen_bf16_peak_vs_f32" : "wan13b_load_f32_peak_vs_f32", loaded_rss / f32_mib);
+  }
+  std::filesystem::remove(path);
+}
+
+Register wan_block_section("wan", "1.3B-shaped Wan block forward+backward, ours vs PyTorch", run_wan_block);
+Register load_section("load", "peak RSS loading a 1.3B-shaped bf16 safetensors checkpoint", run_load_memory);
+
+}  // namespace
+
+}  // namespace vdit::bench
