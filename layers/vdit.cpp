@@ -46,21 +46,19 @@ VDiT::VDiT(VDiTConfig config, ParameterMap params) : config_(std::move(config)),
   build_layers();
 }
 
-void VDiT::set_parameter(const std::string& key, Tensor value) {
-  auto it = params_.find(key);
-  if (it == params_.end()) {
-    const std::map<std::string, Shape> optional = optional_specs(config_);
+void VDiT::set_parameter(const std::string& key, Tensor value) { set_parameters({{key, std::move(value)}}); }
+
+void VDiT::set_parameters(const ParameterMap& values) {
+  const std::map<std::string, Shape> optional = optional_specs(config_);
+  for (const auto& [key, value] : values) {
+    auto it = params_.find(key);
     auto spec = optional.find(key);
-    VDIT_CHECK(spec != optional.end(), "set_parameter: unknown parameter '" << key << "'");
-    VDIT_CHECK(value.shape() == spec->second, "set_parameter: '" << key << "' needs shape "
-                                                                  << to_string(spec->second) << ", got "
-                                                                  << to_string(value.shape()));
-  } else {
-    VDIT_CHECK(value.shape() == it->second.shape(), "set_parameter: '" << key << "' needs shape "
-                                                                        << to_string(it->second.shape())
-                                                                        << ", got " << to_string(value.shape()));
+    VDIT_CHECK(it != params_.end() || spec != optional.end(), "set_parameter: unknown parameter '" << key << "'");
+    const Shape& needed = it != params_.end() ? it->second.shape() : spec->second;
+    VDIT_CHECK(value.shape() == needed, "set_parameter: '" << key << "' needs shape " << to_string(needed)
+                                                           << ", got " << to_string(value.shape()));
   }
-  params_[key] = std::move(value);
+  for (const auto& [key, value] : values) params_[key] = value;
   build_layers();
 }
 

@@ -29,6 +29,8 @@ class VDiT {
   // Replaces a parameter's tensor (same shape) and rebuilds the layers that hold it; used to
   // make frozen weights trainable or to reinitialise them.
   void set_parameter(const std::string& key, Tensor value);
+  // The same for many parameters at once (one rebuild).
+  void set_parameters(const ParameterMap& values);
   const std::vector<WanBlock>& blocks() const { return blocks_; }
 
  private:

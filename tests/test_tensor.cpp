@@ -30,14 +30,6 @@ float float_from_bits(uint32_t bits) {
   return value;
 }
 
-// A bf16 tensor holding the rounded values of `source`, in storage it owns.
-Tensor to_bf16(const Tensor& source) {
-  auto storage = std::make_shared<std::vector<uint16_t>>(source.numel());
-  const std::vector<float> values = source.to_vector();
-  for (size_t i = 0; i < values.size(); ++i) (*storage)[i] = float_to_bf16(values[i]);
-  return Tensor::borrow(source.shape(), DType::BF16, storage->data(), storage);
-}
-
 TEST(Tensor, ShapeHelpers) {
   EXPECT_EQ(numel({}), 1);
   EXPECT_EQ(numel({2, 3, 5}), 30);
@@ -133,7 +125,7 @@ TEST(Bf16, NaNStaysNaN) {
 }
 
 TEST(Bf16, TensorIsFrozenStorage) {
-  Tensor w = to_bf16(Tensor::from_vector({2}, {1.0f, -2.0f}));
+  Tensor w = Tensor::from_vector({2}, {1.0f, -2.0f}).to_bf16();
   EXPECT_EQ(w.dtype(), DType::BF16);
   EXPECT_THROW(w.set_requires_grad(true), Error);
   EXPECT_FALSE(w.requires_grad());
@@ -142,10 +134,19 @@ TEST(Bf16, TensorIsFrozenStorage) {
   EXPECT_EQ(w.clone().dtype(), DType::F32);
 }
 
+TEST(Bf16, NarrowingRoundsEveryElementToNearestEven) {
+  Rng rng(5);
+  const Tensor x = rng.normal_tensor({4, 33});
+  const Tensor narrow = x.to_bf16();
+  const std::vector<float> values = x.to_vector();
+  for (size_t i = 0; i < values.size(); ++i) EXPECT_EQ(narrow.bf16_data()[i], float_to_bf16(values[i])) << i;
+  EXPECT_EQ(narrow.to_bf16().impl(), narrow.impl());  // already bf16: the same tensor
+}
+
 TEST(Bf16, LinearWithBf16WeightEqualsItsWidenedCopy) {
   Rng rng(7);
   const Tensor x = rng.normal_tensor({5, 6});
-  const Tensor w = to_bf16(rng.normal_tensor({3, 6}));
+  const Tensor w = rng.normal_tensor({3, 6}).to_bf16();
   const Tensor b = rng.normal_tensor({3});
   EXPECT_EQ(bit_pattern(linear(x, w, b)), bit_pattern(linear(x, w.to_f32(), b)));
 }
