@@ -3,6 +3,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "autograd/check.h"
 
@@ -62,21 +63,37 @@ bool Hdf5File::has(const std::string& name) const {
   }
 }
 
-std::vector<std::string> Hdf5File::datasets(const std::string& group) const {
-  Handle g(H5Gopen2(id_, group.c_str(), H5P_DEFAULT), H5Gclose);
-  VDIT_CHECK(g >= 0, path_ << ": no group '" << group << "'");
-  std::vector<std::string> names;
+namespace {
+
+// Names of the objects of `type` directly inside `group`, sorted.
+std::vector<std::string> children(hid_t file, const std::string& path, const std::string& group, H5O_type_t type) {
+  Handle g(H5Gopen2(file, group.c_str(), H5P_DEFAULT), H5Gclose);
+  VDIT_CHECK(g >= 0, path << ": no group '" << group << "'");
+  struct Search {
+    H5O_type_t type;
+    std::vector<std::string> names;
+  } search{type, {}};
   H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, nullptr,
               [](hid_t loc, const char* name, const H5L_info_t*, void* out) -> herr_t {
+                auto* s = static_cast<Search*>(out);
                 H5O_info_t info;
-                if (H5Oget_info_by_name2(loc, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) >= 0 &&
-                    info.type == H5O_TYPE_DATASET)
-                  static_cast<std::vector<std::string>*>(out)->push_back(name);
+                if (H5Oget_info_by_name2(loc, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) >= 0 && info.type == s->type)
+                  s->names.push_back(name);
                 return 0;
               },
-              &names);
-  std::sort(names.begin(), names.end());
-  return names;
+              &search);
+  std::sort(search.names.begin(), search.names.end());
+  return search.names;
+}
+
+}  // namespace
+
+std::vector<std::string> Hdf5File::datasets(const std::string& group) const {
+  return children(id_, path_, group, H5O_TYPE_DATASET);
+}
+
+std::vector<std::string> Hdf5File::groups(const std::string& group) const {
+  return children(id_, path_, group, H5O_TYPE_GROUP);
 }
 
 Shape Hdf5File::shape(const std::string& name) const {
@@ -114,19 +131,27 @@ void Hdf5File::write(const std::string& name, const Tensor& tensor) {
              path_ << ": cannot write dataset '" << name << "'");
 }
 
-bool Hdf5File::has_attribute(const std::string& name) const { return H5Aexists(id_, name.c_str()) > 0; }
+bool Hdf5File::has_attribute(const std::string& name, const std::string& object) const {
+  return H5Aexists_by_name(id_, object.c_str(), name.c_str(), H5P_DEFAULT) > 0;
+}
 
 namespace {
 
-// Opens root attribute `name` of `file`, naming both when it is absent.
-hid_t open_attribute(hid_t file, const std::string& path, const std::string& name) {
-  VDIT_CHECK(H5Aexists(file, name.c_str()) > 0, path << ": no attribute '" << name << "'");
-  return H5Aopen(file, name.c_str(), H5P_DEFAULT);
+// "'name'" for a root attribute, "'name' of '/group'" for a group's, for messages.
+std::string attribute_label(const std::string& object, const std::string& name) {
+  return "'" + name + "'" + (object == "/" ? "" : " of '" + object + "'");
+}
+
+// Opens attribute `name` of `object` in `file`, naming both when it is absent.
+hid_t open_attribute(hid_t file, const std::string& path, const std::string& object, const std::string& name) {
+  VDIT_CHECK(H5Aexists_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT) > 0,
+             path << ": no attribute " << attribute_label(object, name));
+  return H5Aopen_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT);
 }
 
 template <typename T>
 std::vector<T> read_numeric_attribute(hid_t file, const std::string& path, const std::string& name, hid_t mem_type) {
-  Handle a(open_attribute(file, path, name), H5Aclose);
+  Handle a(open_attribute(file, path, "/", name), H5Aclose);
   Handle space(H5Aget_space(a), H5Sclose);
   const hssize_t n = H5Sget_simple_extent_npoints(space);
   std::vector<T> values(std::max<hssize_t>(n, 0));
@@ -134,12 +159,16 @@ std::vector<T> read_numeric_attribute(hid_t file, const std::string& path, const
   return values;
 }
 
-void write_attribute(hid_t file, const std::string& path, const std::string& name, hid_t file_type,
-                     hid_t mem_type, const void* data, const std::vector<hsize_t>& dims) {
-  if (H5Aexists(file, name.c_str()) > 0) H5Adelete(file, name.c_str());
+void write_attribute(hid_t file, const std::string& path, const std::string& object, const std::string& name,
+                     hid_t file_type, hid_t mem_type, const void* data, const std::vector<hsize_t>& dims) {
+  if (H5Aexists_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT) > 0)
+    H5Adelete_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT);
   Handle space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims.data(), nullptr), H5Sclose);
-  Handle a(H5Acreate2(file, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  VDIT_CHECK(a >= 0 && H5Awrite(a, mem_type, data) >= 0, path << ": cannot write attribute '" << name << "'");
+  Handle a(H5Acreate_by_name(file, object.c_str(), name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT,
+                             H5P_DEFAULT),
+           H5Aclose);
+  VDIT_CHECK(a >= 0 && H5Awrite(a, mem_type, data) >= 0,
+             path << ": cannot write attribute " << attribute_label(object, name));
 }
 
 }  // namespace
@@ -160,40 +189,53 @@ double Hdf5File::read_double(const std::string& name) const {
   return v[0];
 }
 
-std::string Hdf5File::read_string(const std::string& name) const {
-  Handle a(open_attribute(id_, path_, name), H5Aclose);
+std::string Hdf5File::read_string(const std::string& name, const std::string& object) const {
+  Handle a(open_attribute(id_, path_, object, name), H5Aclose);
   Handle type(H5Aget_type(a), H5Tclose);
-  VDIT_CHECK(H5Tget_class(type) == H5T_STRING, path_ << ": attribute '" << name << "' is not a string");
+  const std::string label = attribute_label(object, name);
+  VDIT_CHECK(H5Tget_class(type) == H5T_STRING, path_ << ": attribute " << label << " is not a string");
   if (H5Tis_variable_str(type) > 0) {
     char* value = nullptr;
     Handle mem(H5Tget_native_type(type, H5T_DIR_ASCEND), H5Tclose);
-    VDIT_CHECK(H5Aread(a, mem, &value) >= 0, path_ << ": cannot read attribute '" << name << "'");
+    VDIT_CHECK(H5Aread(a, mem, &value) >= 0, path_ << ": cannot read attribute " << label);
     std::string out = value ? value : "";
     H5free_memory(value);
     return out;
   }
   std::string out(H5Tget_size(type), '\0');
-  VDIT_CHECK(H5Aread(a, type, out.data()) >= 0, path_ << ": cannot read attribute '" << name << "'");
+  VDIT_CHECK(H5Aread(a, type, out.data()) >= 0, path_ << ": cannot read attribute " << label);
   out.resize(out.find('\0') == std::string::npos ? out.size() : out.find('\0'));
   return out;
 }
 
 void Hdf5File::write_int(const std::string& name, int64_t value) {
-  write_attribute(id_, path_, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value, {});
+  write_attribute(id_, path_, "/", name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value, {});
 }
 
 void Hdf5File::write_ints(const std::string& name, const std::vector<int64_t>& values) {
-  write_attribute(id_, path_, name, H5T_STD_I64LE, H5T_NATIVE_INT64, values.data(), {values.size()});
+  write_attribute(id_, path_, "/", name, H5T_STD_I64LE, H5T_NATIVE_INT64, values.data(), {values.size()});
 }
 
 void Hdf5File::write_double(const std::string& name, double value) {
-  write_attribute(id_, path_, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value, {});
+  write_attribute(id_, path_, "/", name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value, {});
 }
 
-void Hdf5File::write_string(const std::string& name, const std::string& value) {
+void Hdf5File::write_string(const std::string& name, const std::string& value, const std::string& object) {
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type, std::max<size_t>(value.size(), 1));
-  write_attribute(id_, path_, name, type, type, value.c_str(), {});
+  write_attribute(id_, path_, object, name, type, type, value.c_str(), {});
+}
+
+void write_hdf5_atomically(const std::string& path, const std::function<void(Hdf5File&)>& fill) {
+  const std::string partial = path + ".partial";
+  try {
+    Hdf5File file(partial, Hdf5File::Mode::Create);
+    fill(file);
+  } catch (...) {
+    std::remove(partial.c_str());
+    throw;
+  }
+  VDIT_CHECK(std::rename(partial.c_str(), path.c_str()) == 0, path << ": cannot rename " << partial << " into place");
 }
 
 }  // namespace vdit

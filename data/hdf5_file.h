@@ -1,8 +1,9 @@
 #pragma once
-// A small RAII door to HDF5 for what vditkit stores: float32 datasets by path and scalar or
-// small-array attributes on the root group. Every failure is a vdit::Error naming the file
-// and the dataset or attribute.
+// A small RAII door to HDF5 for what vditkit stores: float32 datasets by path, and scalar or
+// small-array attributes on the root group (string attributes on any group). Every failure is
+// a vdit::Error naming the file and the dataset or attribute.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,25 +23,32 @@ class Hdf5File {
   bool has(const std::string& name) const;  // a dataset or group at this path
   // Names of the datasets directly inside `group` ("/" for the root), sorted.
   std::vector<std::string> datasets(const std::string& group = "/") const;
+  // Names of the groups directly inside `group`, sorted.
+  std::vector<std::string> groups(const std::string& group = "/") const;
   Shape shape(const std::string& name) const;
   // Any floating-point dataset, converted to float32 by HDF5.
   Tensor read(const std::string& name) const;
   // Writes a float32 dataset (bf16 tensors are widened); creates intermediate groups.
   void write(const std::string& name, const Tensor& tensor);
 
-  bool has_attribute(const std::string& name) const;
+  // `object` is the group holding the attribute (the root unless given).
+  bool has_attribute(const std::string& name, const std::string& object = "/") const;
   int64_t read_int(const std::string& name) const;
   double read_double(const std::string& name) const;
-  std::string read_string(const std::string& name) const;
+  std::string read_string(const std::string& name, const std::string& object = "/") const;
   std::vector<int64_t> read_ints(const std::string& name) const;
   void write_int(const std::string& name, int64_t value);
   void write_double(const std::string& name, double value);
-  void write_string(const std::string& name, const std::string& value);
+  void write_string(const std::string& name, const std::string& value, const std::string& object = "/");
   void write_ints(const std::string& name, const std::vector<int64_t>& values);
 
  private:
   std::string path_;
   int64_t id_ = -1;  // hid_t
 };
+
+// Creates `path` complete or not at all: fill() writes `path`.partial, which is then renamed
+// into place (removed if fill throws).
+void write_hdf5_atomically(const std::string& path, const std::function<void(Hdf5File&)>& fill);
 
 }  // namespace vdit

@@ -26,11 +26,12 @@ ProgressLine::ProgressLine(std::string label, int64_t total, int64_t start, std:
       total_(total),
       start_(start),
       out_(out),
-      terminal_(::isatty(::fileno(out)) != 0),
+      terminal_(out != nullptr && ::isatty(::fileno(out)) != 0),
       begin_(Clock::now()),
       last_print_(Clock::now() - std::chrono::hours(1)) {}
 
 void ProgressLine::update(int64_t done, const std::string& detail) {
+  if (!out_) return;
   const auto now = Clock::now();
   // Off a terminal (a log file, CI), a line every 5 s and the last one are enough.
   if (!terminal_ && done < total_ && now - last_print_ < std::chrono::seconds(5)) return;
@@ -47,12 +48,14 @@ void ProgressLine::update(int64_t done, const std::string& detail) {
 }
 
 void ProgressLine::finish() {
+  if (!out_) return;
   if (drawn_) std::fputc('\n', out_);
   drawn_ = false;
   std::fflush(out_);
 }
 
 void ProgressLine::message(const std::string& text) {
+  if (!out_) return;
   finish();
   std::fprintf(out_, "%s\n", text.c_str());
   std::fflush(out_);

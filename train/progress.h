@@ -13,6 +13,7 @@ namespace vdit {
 
 class ProgressLine {
  public:
+  // `out` null: quiet (tests, library callers that report otherwise).
   ProgressLine(std::string label, int64_t total, int64_t start = 0, std::FILE* out = stderr);
   // Shows progress after `done` of `total` units; `detail` is appended (e.g. "loss 0.123").
   void update(int64_t done, const std::string& detail);

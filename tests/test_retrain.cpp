@@ -1,0 +1,286 @@
+// The retraining loop on a tiny model and synthetic data: a reinitialised block recovers
+// towards the pretrained loss, frozen weights stay bit-identical, the backward pass stops at
+// the first trainable block, an interrupted run resumes bit-identically, a NaN stops the run
+// with a clear message, and the command's flags do what they say.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "autograd/check.h"
+#include "autograd/tape.h"
+#include "data/hdf5_file.h"
+#include "data/model_io.h"
+#include "data/synthetic_data.h"
+#include "layers/init.h"
+#include "tests/autograd_testing.h"
+#include "tests/fixtures.h"
+#include "train/checkpoint_dir.h"
+#include "train/evaluation.h"
+#include "train/layer_selection.h"
+#include "train/trainable.h"
+#include "train/trainer.h"
+
+namespace vdit {
+namespace {
+
+using testing::run_vditkit;
+using testing::ScratchDir;
+
+VDiTConfig tiny_config() {
+  VDiTConfig c;
+  c.dim = 32;
+  c.ffn_dim = 64;
+  c.freq_dim = 16;
+  c.num_heads = 2;
+  c.num_layers = 3;
+  c.in_dim = 4;
+  c.out_dim = 4;
+  c.text_dim = 8;
+  c.text_len = 6;
+  return c;
+}
+
+// A fresh model and a synthetic dataset in `dir`: model.h5 and data.h5. The head is drawn
+// at random (Wan's init zeroes it, which would leave every block without a gradient).
+void write_model_and_data(const ScratchDir& dir, int64_t samples = 12) {
+  ParameterMap params = init_wan_parameters(tiny_config(), 1);
+  Rng rng(2);
+  params["head.head.weight"] = rng.normal_tensor(params["head.head.weight"].shape(), 0.1f);
+  save_model(dir / "model.h5", tiny_config(), params, ModelFormat::H5);
+  SyntheticDataSpec spec;
+  spec.samples = samples;
+  spec.channels = 4;
+  spec.height = 4;
+  spec.width = 4;
+  spec.context_len = 4;
+  spec.text_dim = 8;
+  write_latent_dataset(dir / "data.h5", make_synthetic_samples(spec));
+}
+
+RetrainOptions base_options(const ScratchDir& dir, const std::string& out) {
+  RetrainOptions o;
+  o.model = dir / "model.h5";
+  o.data = {dir / "data.h5"};
+  o.out = dir / out;
+  o.batch_size = 4;
+  o.lr.base_lr = 3e-3;
+  o.lr.decay = LrDecay::Constant;
+  o.flow.shift = 1.0;
+  return o;
+}
+
+std::vector<double> logged_losses(const std::string& run_dir) {
+  std::vector<double> losses;
+  std::ifstream in(train_log_path(run_dir));
+  for (std::string line; std::getline(in, line);) losses.push_back(nlohmann::json::parse(line).at("loss"));
+  return losses;
+}
+
+std::vector<uint32_t> bits(const Tensor& t) { return testing::bit_pattern(t); }
+
+TEST(Retrain, ReinitialisedBlockRecoversTowardsThePretrainedLoss) {
+  ScratchDir dir;
+  write_model_and_data(dir);
+  // "Pretrain" the whole tiny model, then knock out block 1 and retrain only it.
+  RetrainOptions pre = base_options(dir, "pretrain");
+  pre.layers = "all";
+  pre.init = InitMode::Keep;
+  pre.steps = 300;
+  Retrainer pretrainer(pre);
+  const std::string pretrained = pretrainer.run(nullptr).last_checkpoint;
+  const double pretrained_loss = evaluate_loss(pretrainer.model(), pretrainer.data());
+
+  RetrainOptions re = base_options(dir, "retrain");
+  re.model = pretrained + "/model.h5";
+  re.layers = "1";
+  re.steps = 300;
+  Retrainer retrainer(re);
+  const double knocked_out_loss = evaluate_loss(retrainer.model(), retrainer.data());
+  retrainer.run(nullptr);
+  const double recovered_loss = evaluate_loss(retrainer.model(), retrainer.data());
+  EXPECT_GT(knocked_out_loss, pretrained_loss * 1.05);
+  EXPECT_LT(recovered_loss - pretrained_loss, 0.5 * (knocked_out_loss - pretrained_loss))
+      << "pretrained " << pretrained_loss << ", knocked out " << knocked_out_loss << ", recovered " << recovered_loss;
+}
+
+TEST(Retrain, FrozenParametersStayBitIdentical) {
+  ScratchDir dir;
+  write_model_and_data(dir);
+  RetrainOptions o = base_options(dir, "run");
+  o.layers = "1.ffn,2.self_attn";
+  o.steps = 5;
+  Retrainer trainer(o);
+  const std::string checkpoint = trainer.run(nullptr).last_checkpoint;
+  const LoadedModel before = load_model(dir / "model.h5");
+  const LoadedModel after = load_model(checkpoint + "/model.h5");
+  std::set<std::string> trained;
+  for (const TrainableParameter& p : trainer.trainable()) trained.insert(p.name);
+  EXPECT_EQ(trained.size(), 4u + 8u + 2u);  // ffn: 2 weights 2 biases; self_attn: q,k,v,o and two norms
+  for (const auto& [key, t] : before.params) {
+    if (trained.count(key)) {
+      EXPECT_NE(bits(after.params.at(key)), bits(t)) << key << " should have learnt";
+    } else {
+      EXPECT_EQ(bits(after.params.at(key)), bits(t)) << key << " is frozen";
+    }
+  }
+}
+
+TEST(Retrain, BackwardStopsAtTheFirstTrainableBlock) {
+  // Ops are recorded (and their inputs saved) only from the first trainable block on: each
+  // block further back adds the same number of tape entries, and a frozen model records none.
+  ScratchDir dir;
+  write_model_and_data(dir);
+  const LoadedModel loaded = load_model(dir / "model.h5");
+  const Tensor latents = Tensor::zeros({1, 4, 1, 4, 4}), context = Tensor::zeros({1, 4, 8});
+  auto recorded_with_block = [&](int block) {
+    VDiT model(loaded.config, loaded.params);
+    if (block >= 0) make_trainable(model, block_parameter_names(loaded.config, {block}), InitMode::Keep, 0);
+    Tape::clear();
+    reset_tensor_memory_peak();
+    const int64_t live_before = tensor_memory().live_bytes;
+    model.forward(latents, {500.0}, context);
+    const size_t entries = Tape::size();
+    const int64_t held = tensor_memory().live_bytes - live_before;
+    Tape::clear();
+    return std::make_pair(entries, held);
+  };
+  const auto none = recorded_with_block(-1), last = recorded_with_block(2), middle = recorded_with_block(1),
+             first = recorded_with_block(0);
+  EXPECT_EQ(none.first, 0u);
+  EXPECT_GT(last.first, 0u);
+  EXPECT_EQ(first.first - middle.first, middle.first - last.first);
+  EXPECT_GT(middle.first, last.first);
+  EXPECT_LT(last.second, middle.second);  // less saved for backward
+  EXPECT_LT(middle.second, first.second);
+}
+
+TEST(Retrain, InterruptedRunResumesBitIdentically) {
+  ScratchDir dir;
+  write_model_and_data(dir);
+  RetrainOptions o = base_options(dir, "straight");
+  o.layers = "0,2";
+  o.steps = 6;
+  o.checkpoint_every = 3;
+  o.batch_size = 3;
+  o.grad_accum = 2;
+  o.lr.decay = LrDecay::Cosine;
+  o.lr.warmup_steps = 2;
+  Retrainer(o).run(nullptr);
+
+  RetrainOptions crashed = o;
+  crashed.out = dir / "crashed";
+  struct Crash {};
+  EXPECT_THROW(Retrainer(crashed).run(nullptr, [](const nlohmann::json& record) {
+    if (record["step"] == 5) throw Crash{};  // after step 5 was logged, before any checkpoint
+  }), Crash);
+  EXPECT_EQ(logged_losses(crashed.out).size(), 5u);
+  RetrainOptions resumed = crashed;
+  resumed.resume = crashed.out + "/checkpoint-000003";
+  Retrainer(resumed).run(nullptr);
+
+  EXPECT_EQ(logged_losses(crashed.out), logged_losses(o.out));
+  const LoadedModel a = load_model(o.out + "/checkpoint-000006/model.h5");
+  const LoadedModel b = load_model(crashed.out + "/checkpoint-000006/model.h5");
+  for (const auto& [key, t] : a.params) EXPECT_EQ(bits(b.params.at(key)), bits(t)) << key;
+  Hdf5File opt_a(o.out + "/checkpoint-000006/optimizer.h5", Hdf5File::Mode::Read);
+  Hdf5File opt_b(crashed.out + "/checkpoint-000006/optimizer.h5", Hdf5File::Mode::Read);
+  EXPECT_EQ(bits(opt_a.read("exp_avg_sq/blocks.2.ffn.0.weight")), bits(opt_b.read("exp_avg_sq/blocks.2.ffn.0.weight")));
+}
+
+TEST(Retrain, NonFiniteLossStopsTheRunNamingStepLayersAndCheckpoint) {
+  ScratchDir dir;
+  write_model_and_data(dir, 4);
+  SyntheticDataSpec spec;
+  spec.samples = 4;
+  spec.channels = 4;
+  spec.height = 4;
+  spec.width = 4;
+  spec.context_len = 4;
+  spec.text_dim = 8;
+  std::vector<LatentSample> samples = make_synthetic_samples(spec);
+  for (LatentSample& s : samples) s.latents.data()[3] = NAN;
+  write_latent_dataset(dir / "nan.h5", samples);
+  RetrainOptions o = base_options(dir, "run");
+  o.data = {dir / "nan.h5"};
+  o.layers = "1";
+  o.steps = 3;
+  try {
+    Retrainer(o).run(nullptr);
+    FAIL() << "a NaN loss did not stop the run";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("step 1: the loss is nan"), std::string::npos) << message;
+    EXPECT_NE(message.find("--layers 1"), std::string::npos) << message;
+    EXPECT_NE(message.find("last good checkpoint: none written yet"), std::string::npos) << message;
+  }
+}
+
+// --- the command ---
+
+TEST(RetrainCommand, FlagsReachTheRun) {
+  ScratchDir dir;
+  write_model_and_data(dir);
+  const testing::CommandResult r = run_vditkit(
+      "retrain --model " + dir / "model.h5" + " --data " + dir / "data.h5" + " --out " + dir / "run" +
+      " --layers 2.ffn --init keep --steps 4 --seed 3 --batch-size 2 --grad-accum 2 --timestep-sampling logit-normal"
+      " --logit-mean 0.5 --logit-std 0.8 --shift 3 --loss-weighting cosmap --optimizer sgd --momentum 0.5 --nesterov"
+      " --lr 0.01 --warmup 2 --lr-decay constant --weight-decay 0.001 --clip-grad 0.5 --checkpoint-every 1"
+      " --keep-last 2 --frozen-bf16");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(list_checkpoints(dir / "run").size(), 2u);  // --keep-last
+  std::vector<nlohmann::json> log;
+  std::ifstream in(train_log_path(dir / "run"));
+  for (std::string line; std::getline(in, line);) log.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(log.size(), 4u);
+  EXPECT_DOUBLE_EQ(log[0]["lr"].get<double>(), 0.005);  // warmup: (s + 1) / 2 of --lr
+  EXPECT_DOUBLE_EQ(log[3]["lr"].get<double>(), 0.01);   // then constant
+  for (const auto& record : log) EXPECT_LE(record["sigma_max"].get<double>(), 1.0);
+  const RunState state = RunState::load(dir / "run/checkpoint-000004/state");
+  const nlohmann::json config = nlohmann::json::parse(state.run_config);
+  EXPECT_EQ(config["optimizer"], "sgd");
+  EXPECT_EQ(config["nesterov"], true);
+  EXPECT_EQ(config["loss_weighting"], "cosmap");
+  EXPECT_EQ(config["timestep_sampling"], "logit-normal");
+  EXPECT_EQ(config["frozen_bf16"], true);
+  EXPECT_EQ(config["grad_accum"], 2);
+  // Frozen weights held as bf16 are saved as their bf16 values.
+  const Tensor frozen = load_model(dir / "run/checkpoint-000004/model.h5").params.at("blocks.0.ffn.0.weight");
+  EXPECT_EQ(bits(frozen), bits(load_model(dir / "model.h5").params.at("blocks.0.ffn.0.weight").to_bf16().to_f32()));
+}
+
+TEST(RetrainCommand, ResumeRejectsAConflictingFlag) {
+  ScratchDir dir;
+  write_model_and_data(dir);
+  ASSERT_EQ(run_vditkit("retrain --model " + dir / "model.h5" + " --data " + dir / "data.h5" + " --out " + dir / "run" +
+                        " --layers 1 --steps 2").exit_code, 0);
+  const testing::CommandResult r = run_vditkit("retrain --resume " + dir / "run/checkpoint-000002" + " --lr 0.5");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--lr 0.5 differs from the run being resumed"), std::string::npos) << r.output;
+  const testing::CommandResult extended = run_vditkit("retrain --resume " + dir / "run/checkpoint-000002" + " --steps 3");
+  EXPECT_EQ(extended.exit_code, 0) << extended.output;
+  EXPECT_EQ(logged_losses(dir / "run").size(), 3u);
+}
+
+TEST(RetrainCommand, ClearErrors) {
+  ScratchDir dir;
+  write_model_and_data(dir);
+  const std::string common = "retrain --model " + dir / "model.h5" + " --data " + dir / "data.h5" + " --out " + dir / "run";
+  auto fails_with = [&](const std::string& flags, const std::string& message) {
+    const testing::CommandResult r = run_vditkit(common + " " + flags);
+    EXPECT_NE(r.exit_code, 0) << flags;
+    EXPECT_NE(r.output.find(message), std::string::npos) << flags << ": " << r.output;
+  };
+  fails_with("--layers auto:2", "auto:K ranks blocks by attention diagnostics");
+  fails_with("--layers 7", "--layers");
+  fails_with("--init fresh", "unknown --init 'fresh'");
+  fails_with("--optimizer lion", "lion");
+  fails_with("--lr-decay linear", "linear");
+  fails_with("--timestep-sampling beta", "beta");
+  fails_with("--batch-size 0", "--batch-size must be at least 1");
+  ASSERT_EQ(run_vditkit(common + " --steps 1").exit_code, 0);
+  fails_with("--steps 1", "already holds checkpoints; continue with --resume");
+}
+
+}  // namespace
+}  // namespace vdit

@@ -1,0 +1,26 @@
+#include "train/evaluation.h"
+
+#include "autograd/tape.h"
+#include "train/flow_matching.h"
+
+namespace vdit {
+
+double evaluate_loss(const VDiT& model, const LatentDataset& data, const std::vector<double>& sigmas, uint64_t seed) {
+  NoGradScope no_grad;
+  double total = 0.0;
+  for (int64_t i = 0; i < data.size(); ++i) {
+    const LatentSample sample = data.read(i);
+    Shape latents = sample.latents.shape(), context = sample.context.shape();
+    latents.insert(latents.begin(), 1);
+    context.insert(context.begin(), 1);
+    Rng noise_rng(seed + static_cast<uint64_t>(i));
+    for (double sigma : sigmas) {
+      const NoisyBatch batch = make_noisy_batch_at(reshape(sample.latents, latents), {sigma}, LossWeighting::None, noise_rng);
+      const Tensor velocity = model.forward(batch.x_sigma, {1000.0 * sigma}, reshape(sample.context, context));
+      total += flow_matching_loss(velocity, batch).item();
+    }
+  }
+  return total / static_cast<double>(data.size() * sigmas.size());
+}
+
+}  // namespace vdit

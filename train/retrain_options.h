@@ -1,0 +1,49 @@
+#pragma once
+// Everything a retraining run is configured by. The command line fills it; the run config
+// stored in every checkpoint is its JSON, so a resume can check it continues the same run.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "optim/adamw.h"
+#include "optim/lr_schedule.h"
+#include "optim/sgd.h"
+#include "train/flow_matching.h"
+
+namespace vdit {
+
+enum class InitMode { Reinit, Keep };  // fresh weights (Wan's scheme) or the pretrained ones
+InitMode parse_init_mode(const std::string& name);  // "reinit" | "keep"
+std::string to_string(InitMode mode);
+
+struct RetrainOptions {
+  std::string model;                  // weights to start from
+  std::string config;                 // config.json overriding the one beside the weights
+  std::vector<std::string> data;      // latent dataset files or directories
+  std::string layers = "0";           // --layers specification
+  InitMode init = InitMode::Reinit;
+  int64_t steps = 100;
+  uint64_t seed = 0;                  // initialisation, sigma, noise and data order
+  int64_t batch_size = 1;
+  int64_t grad_accum = 1;
+  FlowMatchingConfig flow;
+  std::string optimizer = "adamw";
+  AdamWOptions adamw;
+  SgdOptions sgd;
+  LrSchedule lr;                      // total_steps is set from `steps`
+  double clip_grad = 1.0;             // global-norm clipping; <= 0 disables
+  int64_t checkpoint_every = 0;       // 0: only at the end
+  int keep_last = 3;
+  bool frozen_bf16 = false;           // hold frozen weights as bf16
+  std::string out;                    // run directory
+  std::string resume;                 // checkpoint directory to continue from
+
+  // The options that define the run's results (not where it writes or resumes from).
+  nlohmann::json run_config() const;
+  // The inverse, for a resume; `out` and `resume` stay empty. Errors name the missing key.
+  static RetrainOptions from_run_config(const nlohmann::json& config);
+};
+
+}  // namespace vdit

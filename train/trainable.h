@@ -1,0 +1,20 @@
+#pragma once
+// Turning a loaded, frozen model into one whose chosen parameters learn.
+#include <set>
+#include <string>
+#include <vector>
+
+#include "layers/vdit.h"
+#include "optim/optimizer.h"
+#include "train/retrain_options.h"
+
+namespace vdit {
+
+// Replaces the parameters named in `names` by float32 tensors that require a gradient: fresh
+// ones drawn with Wan's scheme from `seed` in name order (Reinit), or copies of the current
+// values (Keep). Every other parameter stays as loaded: no gradient, no copy. Returns the
+// trainable parameters in name order.
+std::vector<TrainableParameter> make_trainable(VDiT& model, const std::set<std::string>& names, InitMode init,
+                                               uint64_t seed);
+
+}  // namespace vdit

@@ -1,0 +1,212 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "autograd/check.h"
+#include "autograd/tape.h"
+#include "data/model_io.h"
+#include "optim/grad_clip.h"
+#include "train/checkpoint_dir.h"
+#include "train/layer_selection.h"
+#include "train/progress.h"
+#include "train/trainable.h"
+
+namespace vdit {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Independent streams from one seed (constants: arbitrary, fixed forever for reproducibility).
+constexpr uint64_t kSigmaStream = 0x5349474d41ull, kNoiseStream = 0x4e4f495345ull, kDataStream = 0x44415441ull;
+
+// Every sample must fit the model; the error names the sample.
+void check_data_fits(const LatentDataset& data, const VDiTConfig& c) {
+  for (int64_t i = 0; i < data.size(); ++i) {
+    const Shape& l = data.latent_shape(i);
+    const Shape& x = data.context_shape(i);
+    VDIT_CHECK(l[0] == c.in_dim, data.where(i) << ": latents have " << l[0] << " channels, the model takes " << c.in_dim);
+    for (int a = 0; a < 3; ++a)
+      VDIT_CHECK(l[1 + a] % c.patch_size[a] == 0, data.where(i) << ": latents " << to_string(l)
+                                                                << " are not divisible by the patch size");
+    VDIT_CHECK(x[1] == c.text_dim, data.where(i) << ": context width " << x[1] << " is not text_dim " << c.text_dim);
+    VDIT_CHECK(x[0] <= c.text_len, data.where(i) << ": context has " << x[0] << " tokens, more than text_len " << c.text_len);
+  }
+}
+
+// The keys whose values differ between two run configs (ignoring `steps`, which a resume may
+// extend), for the error when a resume does not continue the same run.
+std::string config_differences(const nlohmann::json& stored, const nlohmann::json& given) {
+  std::string out;
+  for (const auto& [key, value] : stored.items())
+    if (key != "steps" && (!given.contains(key) || given[key] != value))
+      out += (out.empty() ? "" : ", ") + key + " (" + value.dump() + " vs " + (given.contains(key) ? given[key].dump() : "absent") + ")";
+  return out;
+}
+
+// Keeps the log's records up to `step` (a resumed run rewrites what followed its checkpoint).
+void truncate_log(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line))
+    if (!line.empty() && nlohmann::json::parse(line).at("step").get<int64_t>() <= step) kept += line + "\n";
+  in.close();
+  std::ofstream(path, std::ios::trunc) << kept;
+}
+
+}  // namespace
+
+std::string train_log_path(const std::string& run_dir) { return (fs::path(run_dir) / "train_log.jsonl").string(); }
+
+Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), data_(LatentDataset::open(options_.data)) {
+  VDIT_CHECK(!options_.out.empty(), "no run directory given (--out)");
+  VDIT_CHECK(options_.steps >= 1, "--steps must be at least 1, got " << options_.steps);
+  VDIT_CHECK(options_.batch_size >= 1, "--batch-size must be at least 1, got " << options_.batch_size);
+  VDIT_CHECK(options_.grad_accum >= 1, "--grad-accum must be at least 1, got " << options_.grad_accum);
+  options_.lr.total_steps = options_.steps;
+  const bool resuming = !options_.resume.empty();
+  if (!resuming)
+    VDIT_CHECK(list_checkpoints(options_.out).empty(),
+               options_.out << " already holds checkpoints; continue with --resume " << list_checkpoints(options_.out).back()
+                            << " or choose another --out");
+
+  LoadOptions load;
+  load.frozen_bf16 = options_.frozen_bf16;
+  if (!resuming) load.config_path = options_.config;
+  LoadedModel loaded = load_model(resuming ? (fs::path(options_.resume) / "model.h5").string() : options_.model, load);
+  model_ = std::make_unique<VDiT>(loaded.config, std::move(loaded.params));
+  check_data_fits(data_, model_->config());
+
+  const LayerSelection selection = parse_layer_spec(options_.layers, model_->config());
+  VDIT_CHECK(selection.auto_blocks == 0,
+             "--layers " << options_.layers << ": auto:K ranks blocks by attention diagnostics, which this build "
+                         << "does not have yet; name the blocks instead (e.g. --layers 3,19)");
+  VDIT_CHECK(!selection.names.empty(), "--layers " << options_.layers << " selects no parameter");
+  // A resume takes the trained values from the checkpoint rather than drawing fresh ones.
+  std::vector<TrainableParameter> trainable =
+      make_trainable(*model_, selection.names, resuming ? InitMode::Keep : options_.init, options_.seed);
+  optimizer_ = make_optimizer(options_.optimizer, std::move(trainable), options_.adamw, options_.sgd);
+  sampler_ = std::make_unique<BatchSampler>(data_, options_.batch_size);
+
+  if (resuming) {
+    state_ = RunState::load((fs::path(options_.resume) / "state").string());
+    const std::string differences =
+        config_differences(nlohmann::json::parse(state_.run_config), options_.run_config());
+    VDIT_CHECK(differences.empty(), options_.resume << ": this run's options differ from the checkpoint's: " << differences);
+    optimizer_->load((fs::path(options_.resume) / "optimizer.h5").string());
+    VDIT_CHECK(optimizer_->steps() == state_.step, options_.resume << ": optimizer.h5 has " << optimizer_->steps()
+                                                                   << " steps but state has " << state_.step);
+    sigma_rng_.set_state(state_.sigma_rng);
+    noise_rng_.set_state(state_.noise_rng);
+    data_rng_.set_state(state_.data_rng);
+    state_.run_config = options_.run_config().dump();  // the (possibly extended) step count
+    last_checkpoint_ = options_.resume;
+  } else {
+    sigma_rng_.reseed(options_.seed ^ kSigmaStream);
+    noise_rng_.reseed(options_.seed ^ kNoiseStream);
+    data_rng_.reseed(options_.seed ^ kDataStream);
+    state_.run_config = options_.run_config().dump();
+  }
+}
+
+void Retrainer::fail_not_finite(const std::string& what) const {
+  Tape::clear();
+  for (const TrainableParameter& p : trainable()) const_cast<Tensor&>(p.value).zero_grad();
+  VDIT_FAIL("step " << state_.step + 1 << ": " << what << " while training --layers " << options_.layers
+                    << "; last good checkpoint: " << (last_checkpoint_.empty() ? "none written yet" : last_checkpoint_));
+}
+
+nlohmann::json Retrainer::step() {
+  const auto start = std::chrono::steady_clock::now();
+  double loss_sum = 0.0, sigma_min = 1.0, sigma_max = 0.0, sigma_sum = 0.0;
+  int64_t sigma_count = 0;
+  for (int64_t micro = 0; micro < options_.grad_accum; ++micro) {
+    const Batch batch = collate(data_, sampler_->next(data_rng_, state_.epoch, state_.cursor, state_.order));
+    const NoisyBatch noisy = make_noisy_batch(batch.latents, options_.flow, sigma_rng_, noise_rng_);
+    std::vector<double> timesteps;
+    for (double s : noisy.sigmas) {
+      timesteps.push_back(1000.0 * s);
+      sigma_min = std::min(sigma_min, s);
+      sigma_max = std::max(sigma_max, s);
+      sigma_sum += s;
+      ++sigma_count;
+    }
+    const Tensor loss = flow_matching_loss(model_->forward(noisy.x_sigma, timesteps, batch.context), noisy);
+    const double value = loss.item();
+    if (!std::isfinite(value)) fail_not_finite("the loss is " + std::to_string(value));
+    scale(loss, 1.0f / static_cast<float>(options_.grad_accum)).backward();
+    loss_sum += value;
+  }
+  const double grad_norm = clip_grad_norm(trainable(), options_.clip_grad);
+  if (!std::isfinite(grad_norm)) {
+    for (const TrainableParameter& p : trainable()) {
+      const Tensor g = p.value.grad();
+      if (!g.defined()) continue;
+      for (float v : g.to_vector())
+        if (!std::isfinite(v)) fail_not_finite("the gradient of '" + p.name + "' is not finite");
+    }
+    fail_not_finite("the gradient norm is not finite");
+  }
+  const double lr = options_.lr.at(state_.step);
+  optimizer_->step(lr);
+  for (const TrainableParameter& p : trainable()) const_cast<Tensor&>(p.value).zero_grad();
+  ++state_.step;
+  const double loss = loss_sum / static_cast<double>(options_.grad_accum);
+  state_.smoothed_loss = state_.step == 1 ? loss : 0.9 * state_.smoothed_loss + 0.1 * loss;
+  return {{"step", state_.step},
+          {"loss", loss},
+          {"smoothed_loss", state_.smoothed_loss},
+          {"lr", lr},
+          {"grad_norm", grad_norm},
+          {"sigma_mean", sigma_sum / static_cast<double>(sigma_count)},
+          {"sigma_min", sigma_min},
+          {"sigma_max", sigma_max},
+          {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+}
+
+std::string Retrainer::save_checkpoint() {
+  RunState saved = state_;
+  saved.sigma_rng = sigma_rng_.state();
+  saved.noise_rng = noise_rng_.state();
+  saved.data_rng = data_rng_.state();
+  last_checkpoint_ = write_checkpoint_atomically(options_.out, state_.step, [&](const std::string& dir) {
+    save_model((fs::path(dir) / "model.h5").string(), model_->config(), model_->parameters(), ModelFormat::H5);
+    optimizer_->save((fs::path(dir) / "optimizer.h5").string());
+    saved.save((fs::path(dir) / "state").string());
+  });
+  prune_checkpoints(options_.out, options_.keep_last);
+  return last_checkpoint_;
+}
+
+RetrainSummary Retrainer::run(std::FILE* progress, const std::function<void(const nlohmann::json&)>& after_step) {
+  fs::create_directories(options_.out);
+  const std::string log_path = train_log_path(options_.out);
+  const bool resuming = !options_.resume.empty();
+  if (resuming) truncate_log(log_path, state_.step);
+  JsonLinesLog log(log_path, resuming);
+  RetrainSummary summary;
+  summary.start_step = state_.step;
+  ProgressLine line("retrain", options_.steps, state_.step, progress);
+  while (state_.step < options_.steps) {
+    const nlohmann::json record = step();
+    if (state_.step == summary.start_step + 1) summary.first_loss = record["loss"];
+    log.write(record);
+    char detail[128];
+    std::snprintf(detail, sizeof detail, "loss %.4f  avg %.4f  lr %.2e", record["loss"].get<double>(),
+                  state_.smoothed_loss, record["lr"].get<double>());
+    line.update(state_.step, detail);
+    if (after_step) after_step(record);
+    if (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0 && state_.step < options_.steps)
+      save_checkpoint();
+  }
+  line.finish();
+  summary.last_checkpoint = save_checkpoint();
+  summary.end_step = state_.step;
+  summary.last_smoothed_loss = state_.smoothed_loss;
+  return summary;
+}
+
+}  // namespace vdit

@@ -1,0 +1,67 @@
+#pragma once
+// The retraining loop: a frozen pretrained model whose chosen layers learn with the
+// flow-matching loss; atomic checkpoints every N steps; an exact resume from any of them.
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/latent_dataset.h"
+#include "layers/vdit.h"
+#include "optim/optimizer.h"
+#include "train/batch_sampler.h"
+#include "train/retrain_options.h"
+#include "train/run_state.h"
+
+namespace vdit {
+
+struct RetrainSummary {
+  int64_t start_step = 0, end_step = 0;
+  double first_loss = 0.0, last_smoothed_loss = 0.0;
+  std::string last_checkpoint;
+};
+
+class Retrainer {
+ public:
+  // Loads the model (or, with options.resume, the checkpoint and its state), the data, makes
+  // the chosen layers trainable and builds the optimizer. Errors name what is inconsistent.
+  explicit Retrainer(RetrainOptions options);
+
+  // One optimizer step over grad_accum micro-batches. Returns the step's log record (step,
+  // loss, lr, grad_norm, sigma stats, seconds). A non-finite loss or gradient throws before
+  // any weight changes, naming the step, the trained layers and the last good checkpoint.
+  nlohmann::json step();
+  // Writes RUN_DIR/checkpoint-<step> atomically and prunes old ones; returns its path.
+  std::string save_checkpoint();
+  // Steps to options.steps with a progress line on `progress`, the JSON-lines log and
+  // checkpoints; returns what happened. `after_step` sees each step's record once it is
+  // logged (an exception from it stops the run there, as a crash would).
+  RetrainSummary run(std::FILE* progress = stderr,
+                     const std::function<void(const nlohmann::json&)>& after_step = {});
+
+  int64_t current_step() const { return state_.step; }
+  const VDiT& model() const { return *model_; }
+  const LatentDataset& data() const { return data_; }
+  const std::vector<TrainableParameter>& trainable() const { return optimizer_->parameters(); }
+  const RetrainOptions& options() const { return options_; }
+
+ private:
+  [[noreturn]] void fail_not_finite(const std::string& what) const;
+
+  RetrainOptions options_;
+  std::unique_ptr<VDiT> model_;
+  LatentDataset data_;
+  std::unique_ptr<BatchSampler> sampler_;
+  std::unique_ptr<Optimizer> optimizer_;
+  RunState state_;
+  Rng sigma_rng_, noise_rng_, data_rng_;
+  std::string last_checkpoint_;
+};
+
+// The log of a run directory, one record per step.
+std::string train_log_path(const std::string& run_dir);
+
+}  // namespace vdit
