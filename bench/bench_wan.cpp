@@ -11,29 +11,14 @@
 #include "autograd/ops.h"
 #include "autograd/random.h"
 #include "bench/harness.h"
+#include "bench/random_checkpoint.h"
 #include "data/model_io.h"
-#include "data/safetensors.h"
 #include "layers/init.h"
 #include "layers/wan_block.h"
 
 namespace vdit::bench {
 
 namespace {
-
-// Runs the PyTorch side in a child process with the same thread count; it inherits
-// OPENBLAS_CORETYPE, so PyTorch's BLAS (OpenBLAS through libblas.so.3) runs the same kernel.
-double torch_block_seconds(int threads) {
-  const std::string command = std::string("OMP_NUM_THREADS=") + std::to_string(threads) + " " + VDITKIT_PYTHON +
-                              " " + VDITKIT_SOURCE_DIR + "/bench/torch_wan_block.py --threads " +
-                              std::to_string(threads);
-  FILE* pipe = popen(command.c_str(), "r");
-  double seconds = -1.0;
-  if (pipe) {
-    if (std::fscanf(pipe, "%lf", &seconds) != 1) seconds = -1.0;
-    pclose(pipe);
-  }
-  return seconds;
-}
 
 void run_wan_block() {
   const int threads = omp_get_max_threads();
@@ -59,35 +44,20 @@ void run_wan_block() {
     sum_all(mul(block(x, e0, context, rope), upstream)).backward();
   }, 3, 3.0);
   report("wan13b_block_fwd_bwd_s", ours);
-  const double theirs = torch_block_seconds(threads);
-  if (theirs <= 0.0) {
+  const std::vector<double> torch = python_figures("torch_wan_block.py", "", threads);
+  if (torch.size() != 1) {
     report("torch_wan13b_block_fwd_bwd_s", "unavailable (python3-torch missing?)");
     return;
   }
+  const double theirs = torch[0];
   report("torch_wan13b_block_fwd_bwd_s", theirs);
   report("wan13b_block_speedup", theirs / ours);
 }
 
-// Writes a 1.3B-shaped checkpoint of random bf16 weights, one tensor at a time.
-void write_bf16_checkpoint(const std::string& path, const VDiTConfig& config) {
-  Rng rng(1);
-  std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const ParamSpec& spec : wan_parameter_specs(config)) {
-    Tensor t = Tensor::empty(spec.shape);
-    float* p = t.data();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(rng.uniform() - 0.5);
-    tensors.emplace_back(spec.name, t.to_bf16());
-  }
-  write_safetensors(path, tensors, SafetensorsDType::BF16, {{"config", "{\"num_heads\": 12}"}});
-}
-
 void run_load_memory() {
-  const VDiTConfig config = VDiTConfig::wan_1_3b();
-  int64_t parameters = 0;
-  for (const ParamSpec& spec : wan_parameter_specs(config)) parameters += numel(spec.shape);
-  const double f32_mib = parameters * 4.0 / (1024.0 * 1024.0);
   const std::string path = (std::filesystem::temp_directory_path() / "vditkit-bench-wan13b.safetensors").string();
-  write_bf16_checkpoint(path, config);
+  const int64_t parameters = write_random_checkpoint(path, VDiTConfig::wan_1_3b());
+  const double f32_mib = parameters * 4.0 / (1024.0 * 1024.0);
   report("wan13b_f32_parameter_mib", f32_mib);
   for (const bool bf16 : {false, true}) {
     malloc_trim(0);  // hand back what the previous round freed (the heap is kept warm)

@@ -52,6 +52,18 @@ void reset_peak_rss() {
 double peak_rss_mib() { return std::max(status_field_mib("VmHWM"), status_field_mib("VmRSS")); }
 double current_rss_mib() { return status_field_mib("VmRSS"); }
 
+std::vector<double> python_figures(const std::string& script, const std::string& args, int threads) {
+  const std::string command = "OMP_NUM_THREADS=" + std::to_string(threads) + " " + VDITKIT_PYTHON + " " +
+                              VDITKIT_SOURCE_DIR + "/bench/" + script + " --threads " + std::to_string(threads) +
+                              " " + args;
+  std::vector<double> figures;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return figures;
+  for (double value; std::fscanf(pipe, "%lf", &value) == 1;) figures.push_back(value);
+  if (pclose(pipe) != 0) figures.clear();
+  return figures;
+}
+
 void report(const std::string& name, double value) {
   std::printf("%s: %.4g\n", name.c_str(), value);
   std::fflush(stdout);

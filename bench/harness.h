@@ -16,6 +16,11 @@ void reset_peak_rss();
 double peak_rss_mib();
 double current_rss_mib();
 
+// Runs bench/SCRIPT (with ARGS) under Debian's python3 at `threads` OpenMP threads and returns
+// the numbers it prints on stdout; empty when it could not run (e.g. python3-torch missing).
+// The child inherits OPENBLAS_CORETYPE, so PyTorch's BLAS runs the same kernel as ours.
+std::vector<double> python_figures(const std::string& script, const std::string& args, int threads);
+
 // Prints "name: value" on one line, flushed at once (a reader may follow the run live).
 void report(const std::string& name, double value);
 void report(const std::string& name, const std::string& value);

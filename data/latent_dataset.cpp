@@ -71,10 +71,8 @@ LatentDataset LatentDataset::open(const std::vector<std::string>& paths) {
       e.context = sample_array_shape(file, e.group, "context", 2, "[L, text_dim]");
       if (!dataset.entries_.empty()) {
         const Entry& first = dataset.entries_.front();
-        check_same_width("latent channels", e.latents[0], path + ":" + e.group, first.latents[0],
-                         first.file + ":" + first.group);
-        check_same_width("context width (text_dim)", e.context[1], path + ":" + e.group, first.context[1],
-                         first.file + ":" + first.group);
+        check_same_width("latent channels", e.latents[0], e.where(), first.latents[0], first.where());
+        check_same_width("context width (text_dim)", e.context[1], e.where(), first.context[1], first.where());
       }
       dataset.entries_.push_back(std::move(e));
     }
@@ -87,7 +85,7 @@ const LatentDataset::Entry& LatentDataset::entry(int64_t i) const {
   return entries_[static_cast<size_t>(i)];
 }
 
-std::string LatentDataset::where(int64_t i) const { return entry(i).file + ":" + entry(i).group; }
+std::string LatentDataset::where(int64_t i) const { return entry(i).where(); }
 
 LatentSample LatentDataset::read(int64_t i) const {
   const Entry& e = entry(i);

@@ -37,6 +37,7 @@ class LatentDataset {
     std::string group;  // "/sample_000012"
     Shape latents;
     Shape context;
+    std::string where() const { return file + ":" + group; }
   };
   const Entry& entry(int64_t i) const;
 

@@ -27,8 +27,9 @@ void AdamW::step(double lr) {
   run_step(lr, [&](size_t i, float* value, const float* grad) {
     const TrainableParameter& p = parameters()[i];
     const auto t = static_cast<double>(steps());
-    // Scalars are rounded to float32 where torch's kernels round them. Each torch add_ and
-    // addcmul_ is a fused multiply-add in its CPU kernels, hence the explicit fma.
+    // Scalars are rounded to float32 where torch's kernels round them. torch's CPU add_ is a
+    // fused multiply-add (vec::fmadd) and its build fuses addcmul_'s v * beta2 + c * g * g as
+    // fma(c * g, g, v * beta2): the explicit fmas reproduce both.
     const float decay = decays(p) ? static_cast<float>(1.0 - lr * options_.weight_decay) : 1.0f;
     const auto beta1 = static_cast<float>(options_.beta1), beta2 = static_cast<float>(options_.beta2);
     const auto one_minus_beta1 = static_cast<float>(1.0 - options_.beta1);

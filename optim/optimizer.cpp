@@ -57,7 +57,6 @@ void Optimizer::load(const std::string& path) {
   std::vector<std::vector<Tensor>> moments(moment_names_.size());
   for (size_t k = 0; k < moment_names_.size(); ++k) {
     const std::string& group = moment_names_[k];
-    VDIT_CHECK(file.has(group), path << ": missing group '" << group << "'");
     for (const TrainableParameter& p : params_) {
       const std::string key = group + "/" + p.name;
       VDIT_CHECK(file.has(key), path << ": missing moment '" << key << "'");
@@ -66,6 +65,7 @@ void Optimizer::load(const std::string& path) {
                                                 << ", the parameter has " << to_string(p.value.shape()));
       moments[k].push_back(file.read(key));
     }
+    if (!file.has(group)) continue;  // no parameters, no group
     for (const std::string& name : file.datasets(group))
       VDIT_CHECK(names.count(name), path << ": moment '" << group << "/" << name << "' is not a trained parameter");
   }

@@ -41,7 +41,7 @@ std::vector<TrainableParameter> make_parameters(const std::vector<std::pair<std:
   return params;
 }
 
-// The gradient parameter `index` receives at update `step`: fixed by both, and of a scale that
+// The gradient parameter `index` receives at update `step`, the same for vditkit and torch, of a scale that
 // changes from step to step so that the moments see a range of magnitudes.
 Tensor gradient_at(size_t index, int step, const Shape& shape) {
   Rng rng(1000 * static_cast<uint64_t>(step) + index);
@@ -240,7 +240,7 @@ TEST(OptimOptimizer, LoadNamesWrongKind) {
   expect_load_error(saved, loader, "'kind' is 'sgd', expected 'adamw'");
 }
 
-TEST(OptimOptimizer, LoadNamesMomentumOfAnSgdWithout) {
+TEST(OptimOptimizer, LoadRejectsMomentumForSgdWithoutMomentum) {
   Sgd saved(make_parameters({{"a", {4, 3}}}), {.momentum = 0.9});
   Sgd loader(make_parameters({{"a", {4, 3}}}), {.momentum = 0.0});
   expect_load_error(saved, loader, "'momentum'");
