@@ -10,15 +10,18 @@ struct AttentionLayer {
   Linear q, k, v, o;
   RMSNorm norm_q, norm_k;
   int64_t num_heads = 1;
-  Tensor temperature;  // [num_heads]; undefined means 1 for every head
+  // log tau, [num_heads] or [1] (one for all heads); undefined means tau = 1. Logits are
+  // q k^T / (sqrt(hd) tau): tau > 1 flattens the attention, tau < 1 sharpens it.
+  Tensor log_temperature;
 
   // x [B, N, d], tables for the N tokens of x's grid.
   Tensor self_attention(const Tensor& x, const RopeTables& rope) const;
-  // x [B, N, d] queries, context [B, L, d] keys and values; no RoPE, no temperature.
+  // x [B, N, d] queries, context [B, L, d] keys and values; no RoPE.
   Tensor cross_attention(const Tensor& x, const Tensor& context) const;
 
  private:
   Tensor split_heads(const Tensor& t) const;  // [B, N, d] -> [B, N, n, hd]
+  AttentionOptions options() const;           // the temperature, when there is one
 };
 
 }  // namespace vdit

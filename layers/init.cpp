@@ -26,7 +26,8 @@ Tensor xavier_uniform(const Shape& shape, Rng& rng) {
 
 Tensor init_wan_parameter(const std::string& key, const Shape& shape, Rng& rng) {
   if (ends_with(key, "modulation")) return rng.normal_tensor(shape, 1.0f / std::sqrt(static_cast<float>(shape.back())));
-  if (ends_with(key, ".temperature") || ends_with(key, "norm_q.weight") || ends_with(key, "norm_k.weight") ||
+  if (ends_with(key, ".log_temperature")) return Tensor::zeros(shape);  // tau = 1: the model is unchanged
+  if (ends_with(key, "norm_q.weight") || ends_with(key, "norm_k.weight") ||
       ends_with(key, "norm3.weight"))
     return Tensor::full(shape, 1.0f);
   if (ends_with(key, ".bias") || key == "head.head.weight") return Tensor::zeros(shape);

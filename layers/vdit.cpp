@@ -8,11 +8,15 @@ namespace vdit {
 
 namespace {
 
-// Keys of optional parameters and their shapes.
-std::map<std::string, Shape> optional_specs(const VDiTConfig& config) {
-  std::map<std::string, Shape> specs;
-  for (int i = 0; i < config.num_layers; ++i) specs[temperature_key(i)] = {config.num_heads};
-  return specs;
+// Keys of optional parameters: the temperatures, [num_heads] or [1].
+bool is_optional_key(const VDiTConfig& config, const std::string& key) {
+  for (int i = 0; i < config.num_layers; ++i)
+    if (key == log_temperature_key(i, "self_attn") || key == log_temperature_key(i, "cross_attn")) return true;
+  return false;
+}
+
+bool optional_shape_ok(const VDiTConfig& config, const Shape& shape) {
+  return shape == Shape{config.num_heads} || shape == Shape{1};
 }
 
 }  // namespace
@@ -28,14 +32,13 @@ void check_wan_parameters(const VDiTConfig& config, const ParameterMap& params) 
                "parameter '" << spec.name << "' has shape " << to_string(it->second.shape())
                              << " but the config needs " << to_string(spec.shape));
   }
-  const std::map<std::string, Shape> optional = optional_specs(config);
   for (const auto& [key, tensor] : params) {
     if (expected.count(key)) continue;
-    auto it = optional.find(key);
-    VDIT_CHECK(it != optional.end(), "unexpected parameter '" << key << "' (not part of a Wan2.1 model with "
-                                                               << config.num_layers << " blocks)");
-    VDIT_CHECK(tensor.shape() == it->second, "parameter '" << key << "' has shape " << to_string(tensor.shape())
-                                                           << " but the config needs " << to_string(it->second));
+    VDIT_CHECK(is_optional_key(config, key), "unexpected parameter '" << key << "' (not part of a Wan2.1 model with "
+                                                                       << config.num_layers << " blocks)");
+    VDIT_CHECK(optional_shape_ok(config, tensor.shape()),
+               "parameter '" << key << "' has shape " << to_string(tensor.shape()) << " but temperatures are ["
+                             << config.num_heads << "] (per head) or [1] (per block)");
   }
 }
 
@@ -49,14 +52,18 @@ VDiT::VDiT(VDiTConfig config, ParameterMap params) : config_(std::move(config)),
 void VDiT::set_parameter(const std::string& key, Tensor value) { set_parameters({{key, std::move(value)}}); }
 
 void VDiT::set_parameters(const ParameterMap& values) {
-  const std::map<std::string, Shape> optional = optional_specs(config_);
   for (const auto& [key, value] : values) {
     auto it = params_.find(key);
-    auto spec = optional.find(key);
-    VDIT_CHECK(it != params_.end() || spec != optional.end(), "set_parameter: unknown parameter '" << key << "'");
-    const Shape& needed = it != params_.end() ? it->second.shape() : spec->second;
-    VDIT_CHECK(value.shape() == needed, "set_parameter: '" << key << "' needs shape " << to_string(needed)
-                                                           << ", got " << to_string(value.shape()));
+    if (it == params_.end() || is_optional_key(config_, key)) {
+      VDIT_CHECK(is_optional_key(config_, key), "set_parameter: unknown parameter '" << key << "'");
+      VDIT_CHECK(optional_shape_ok(config_, value.shape()), "set_parameter: '" << key << "' needs shape ["
+                                                                               << config_.num_heads << "] or [1], got "
+                                                                               << to_string(value.shape()));
+    } else {
+      VDIT_CHECK(value.shape() == it->second.shape(), "set_parameter: '" << key << "' needs shape "
+                                                                          << to_string(it->second.shape()) << ", got "
+                                                                          << to_string(value.shape()));
+    }
   }
   for (const auto& [key, value] : values) params_[key] = value;
   build_layers();

@@ -83,7 +83,9 @@ std::vector<ParamSpec> wan_block_parameter_specs(const VDiTConfig& c, int i) {
   return specs;
 }
 
-std::string temperature_key(int block) { return "blocks." + std::to_string(block) + ".self_attn.temperature"; }
+std::string log_temperature_key(int block, const std::string& attention) {
+  return "blocks." + std::to_string(block) + "." + attention + ".log_temperature";
+}
 
 std::vector<ParamSpec> wan_parameter_specs(const VDiTConfig& c) {
   const int64_t d = c.dim;

@@ -50,8 +50,9 @@ struct ParamSpec {
 std::vector<ParamSpec> wan_parameter_specs(const VDiTConfig& config);
 // The parameters of block `i` only, in the same order.
 std::vector<ParamSpec> wan_block_parameter_specs(const VDiTConfig& config, int i);
-// The optional per-head softmax temperature of block i's self-attention, [num_heads] (not part
-// of Wan2.1; absent means 1).
-std::string temperature_key(int block);
+// The optional softmax temperature of block i's self- or cross-attention (`attention` is
+// "self_attn" or "cross_attn"), stored as log tau: [num_heads] (one per head) or [1] (one for
+// the block). Not part of Wan2.1; absent means tau = 1.
+std::string log_temperature_key(int block, const std::string& attention = "self_attn");
 
 }  // namespace vdit

@@ -27,8 +27,9 @@ WanBlock build_wan_block(const VDiTConfig& c, const ParameterMap& p, int index) 
   if (c.cross_attn_norm)
     block.norm3 = LayerNorm{parameter(p, b + ".norm3.weight"), parameter(p, b + ".norm3.bias"), c.eps};
   block.self_attn = attention_from(p, b + ".self_attn", c);
-  block.self_attn.temperature = optional_parameter(p, temperature_key(index));
+  block.self_attn.log_temperature = optional_parameter(p, log_temperature_key(index, "self_attn"));
   block.cross_attn = attention_from(p, b + ".cross_attn", c);
+  block.cross_attn.log_temperature = optional_parameter(p, log_temperature_key(index, "cross_attn"));
   block.ffn = {linear_from(p, b + ".ffn.0"), linear_from(p, b + ".ffn.2")};
   return block;
 }

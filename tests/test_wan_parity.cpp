@@ -5,6 +5,7 @@
 
 #include "autograd/ops.h"
 #include "data/hdf5_file.h"
+#include "data/model_config.h"
 #include "data/model_io.h"
 #include "layers/vdit.h"
 #include "tests/fixtures.h"
@@ -44,9 +45,21 @@ class WanParity : public ::testing::TestWithParam<ParityCase> {
     ASSERT_EQ(made.exit_code, 0) << made.output;
     auto ran = run_reference("forward " + w + " " + in + " " + out);
     ASSERT_EQ(ran.exit_code, 0) << ran.output;
-    LoadedModel loaded = load_model(w);
-    config_ = loaded.config;
-    params_ = loaded.params;
+    // The reference stores temperatures as tau; we learn log tau.
+    ParameterMap tau_params;
+    {
+      const Hdf5File weights(w, Hdf5File::Mode::Read);
+      config_ = read_config_attributes(weights);
+      for (const std::string& key : weights.datasets()) tau_params[key] = weights.read(key);
+    }
+    for (const auto& [key, value] : tau_params) {
+      if (!is_reference_temperature(key)) {
+        params_[key] = value;
+        continue;
+      }
+      taus_[key] = value;
+      params_[our_key(key)] = log(value);
+    }
     input_ = std::make_unique<Hdf5File>(in, Hdf5File::Mode::Read);
     reference_ = std::make_unique<Hdf5File>(out, Hdf5File::Mode::Read);
   }
@@ -56,9 +69,17 @@ class WanParity : public ::testing::TestWithParam<ParityCase> {
                          batched(input_->read("context")));
   }
 
+  static bool is_reference_temperature(const std::string& key) {
+    return key.size() > 12 && key.compare(key.size() - 12, 12, ".temperature") == 0;
+  }
+  static std::string our_key(const std::string& reference_key) {
+    return reference_key.substr(0, reference_key.size() - 11) + "log_temperature";
+  }
+
   ScratchDir dir_;
   VDiTConfig config_;
   ParameterMap params_;
+  std::map<std::string, Tensor> taus_;  // reference temperature key -> tau
   std::unique_ptr<Hdf5File> input_, reference_;
 };
 
@@ -77,10 +98,16 @@ TEST_P(WanParity, ParameterGradientsMatchReference) {
   // logit of a query equally) and come out as float32 cancellation noise; every gradient is
   // judged at no less than 0.1% of the largest gradient's scale.
   double largest = 0.0;
-  for (const auto& [key, tensor] : params_) largest = std::max(largest, testing::max_abs(reference_->read("grad/" + key)));
+  // d/d log tau = tau d/d tau.
+  auto expected_grad = [&](const std::string& key) {
+    for (const auto& [tau_key, tau] : taus_)
+      if (our_key(tau_key) == key) return mul(reference_->read("grad/" + tau_key), tau);
+    return reference_->read("grad/" + key);
+  };
+  for (const auto& [key, tensor] : params_) largest = std::max(largest, testing::max_abs(expected_grad(key)));
   for (const auto& [key, tensor] : params_) {
     ASSERT_TRUE(tensor.grad().defined()) << key << " got no gradient";
-    const Tensor expected = reference_->read("grad/" + key);
+    const Tensor expected = expected_grad(key);
     const double scale = std::max(testing::max_abs(expected), 1e-3 * largest);
     EXPECT_LE(testing::max_abs_difference(tensor.grad(), expected) / scale, 1e-4) << key;
   }

@@ -7,6 +7,7 @@
 #include "data/hdf5_file.h"
 #include "data/model_io.h"
 #include "layers/vdit.h"
+#include "train/trainer.h"
 #include "tools/command.h"
 
 namespace vdit::cli {
@@ -14,29 +15,24 @@ namespace {
 
 int run_forward(int argc, char** argv) {
   po::options_description options;
-  std::string model_path, input, output, adapter, config;
+  std::string model_path, input, output, adapter, config, set_temperature;
   bool frozen_bf16 = false;
   options.add_options()
       ("model", po::value(&model_path)->required(), "safetensors file, index, directory or vditkit .h5")
       ("input", po::value(&input)->required(), "HDF5 with latents [C,F,H,W], timestep (0..1000), context [L,text_dim]")
       ("output", po::value(&output)->required(), "HDF5 to write velocity [C_out,F,H,W] into")
-      ("adapter", po::value(&adapter), "HDF5 of extra parameters (e.g. learnt temperatures) to apply")
+      ("adapter", po::value(&adapter)->default_value(""), "temperature adapter (from tune-temperature) to apply")
+      ("set-temperature", po::value(&set_temperature)->default_value(""),
+       "fixed self-attention temperatures BLOCKS:VALUE[;...], e.g. 0-3:1.5 (no training)")
       ("config", po::value(&config), "config.json to use instead of the one beside the weights")
       ("frozen-bf16", po::bool_switch(&frozen_bf16), "hold the weights as bf16 (half the memory)");
   const po::variables_map vm =
       parse_options(argc, argv, "vditkit forward --model M --input IN.h5 --output OUT.h5 [--adapter A.h5]", options);
   if (vm.empty()) return 0;
 
-  LoadOptions load;
-  load.config_path = config;
-  load.frozen_bf16 = frozen_bf16;
-  LoadedModel loaded = load_model(model_path, load);
-  const VDiTConfig& c = loaded.config;
-  if (!adapter.empty()) {
-    const Hdf5File file(adapter, Hdf5File::Mode::Read);
-    for (const std::string& key : file.datasets()) loaded.params[key] = file.read(key);
-  }
-  VDiT model(c, std::move(loaded.params));
+  const std::unique_ptr<VDiT> loaded = load_run_model(model_path, config, frozen_bf16, adapter, set_temperature);
+  const VDiT& model = *loaded;
+  const VDiTConfig& c = model.config();
 
   const Hdf5File in(input, Hdf5File::Mode::Read);
   const Tensor latents = in.read("latents");

@@ -1,10 +1,12 @@
 // vditkit inspect: what a checkpoint holds: its format, config, parameter count, dtypes and
 // a per-block table.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <map>
 
+#include "data/adapter.h"
 #include "data/model_io.h"
 #include "tools/command.h"
 
@@ -28,12 +30,29 @@ std::string group_of(const std::string& key) {
   return key.substr(0, dot);
 }
 
+// The adapter's temperatures tau = exp(log tau) as a table, one row per block and attention.
+void print_adapter(const std::string& path, const LoadedModel& m) {
+  const Adapter a = read_adapter(path);
+  ParameterMap params = m.params;
+  apply_adapter(path, a, m.config, params);  // refuses an adapter made for another model
+  std::cout << "\nadapter " << path << " (model " << a.model_identity << "): temperature tau per head\n";
+  std::printf("  %-26s", "parameter");
+  for (int64_t h = 0; h < m.config.num_heads; ++h) std::printf(" %6lld", static_cast<long long>(h));
+  std::printf("\n");
+  for (const auto& [key, log_tau] : a.log_temperatures) {
+    std::printf("  %-26s", key.substr(0, key.size() - 16).c_str());
+    for (float v : log_tau.to_vector()) std::printf(" %6.3f", std::exp(v));
+    std::printf("%s\n", log_tau.numel() == 1 ? "  (all heads)" : "");
+  }
+}
+
 int run_inspect(int argc, char** argv) {
   po::options_description options;
-  std::string model, config;
+  std::string model, config, adapter;
   options.add_options()
       ("model", po::value(&model)->required(), "safetensors file, index, directory or vditkit .h5")
-      ("config", po::value(&config), "config.json to use instead of the one beside the weights");
+      ("config", po::value(&config), "config.json to use instead of the one beside the weights")
+      ("adapter", po::value(&adapter), "also print this temperature adapter's temperatures (tau) per block and head");
   po::positional_options_description positional;
   positional.add("model", 1);
   const po::variables_map vm = parse_options(argc, argv, "vditkit inspect MODEL [--config FILE]", options, positional);
@@ -74,6 +93,7 @@ int run_inspect(int argc, char** argv) {
     std::printf("  %-18s %8lld  %10lld\n", g.c_str(), static_cast<long long>(per_group_count[g]),
                 static_cast<long long>(per_group[g]));
   }
+  if (!adapter.empty()) print_adapter(adapter, m);
   return 0;
 }
 

@@ -19,14 +19,42 @@ int parse_number(const std::string& text) {
   return text.size() > 9 ? std::numeric_limits<int>::max() : std::stoi(text);
 }
 
-int parse_block_index(const std::string& text, const std::string& item, const VDiTConfig& config) {
+int parse_block_index(const std::string& text, const std::string& item, const VDiTConfig& config,
+                      const std::string& flag = "--layers") {
   const int index = parse_number(text);
-  VDIT_CHECK(index >= 0, "--layers: '" << item << "' is not a block index, range, sub-module, all, head, "
-                                           "embeddings or auto:K");
+  VDIT_CHECK(index >= 0, flag << ": '" << item << "' is not a block index"
+                              << (flag == "--layers" ? ", range, sub-module, all, head, embeddings or auto:K" : " or range"));
   VDIT_CHECK(index < config.num_layers,
-             "--layers: block " << text << " in '" << item << "' does not exist (the model has "
-                                << config.num_layers << " blocks, 0-" << config.num_layers - 1 << ")");
+             flag << ": block " << text << " in '" << item << "' does not exist (the model has "
+                  << config.num_layers << " blocks, 0-" << config.num_layers - 1 << ")");
   return index;
+}
+
+// "first-last" as the blocks it names.
+std::vector<int> parse_block_range(const std::string& item, size_t dash, const VDiTConfig& config,
+                                   const std::string& flag) {
+  const int first = parse_block_index(item.substr(0, dash), item, config, flag);
+  const int last = parse_block_index(item.substr(dash + 1), item, config, flag);
+  VDIT_CHECK(first <= last, flag << ": range '" << item << "' is empty");
+  std::vector<int> blocks;
+  for (int b = first; b <= last; ++b) blocks.push_back(b);
+  return blocks;
+}
+
+// The comma-separated items of a spec, blanks removed; an empty item is an error.
+std::vector<std::string> spec_items(const std::string& spec, const std::string& flag) {
+  std::vector<std::string> items;
+  size_t begin = 0;
+  while (begin <= spec.size()) {
+    size_t end = spec.find(',', begin);
+    if (end == std::string::npos) end = spec.size();
+    std::string item = spec.substr(begin, end - begin);
+    item.erase(std::remove_if(item.begin(), item.end(), [](unsigned char c) { return std::isspace(c); }), item.end());
+    VDIT_CHECK(!item.empty(), flag << ": empty item in '" << spec << "'");
+    items.push_back(item);
+    begin = end + 1;
+  }
+  return items;
 }
 
 // Does parameter `name` (relative to its block, e.g. "self_attn.q.weight") belong to `sub`?
@@ -62,12 +90,8 @@ void add_item(const std::string& item, const VDiTConfig& config, LayerSelection&
                "--layers: '" << item << "': unknown sub-module '" << sub
                              << "' (self_attn, cross_attn, ffn, modulation, norms)");
   } else if (size_t dash = item.find('-'); dash != std::string::npos) {
-    const int first = parse_block_index(item.substr(0, dash), item, config);
-    const int last = parse_block_index(item.substr(dash + 1), item, config);
-    VDIT_CHECK(first <= last, "--layers: range '" << item << "' is empty");
-    std::vector<int> blocks;
-    for (int b = first; b <= last; ++b) blocks.push_back(b);
-    for (const std::string& n : block_parameter_names(config, blocks)) selection.names.insert(n);
+    for (const std::string& n : block_parameter_names(config, parse_block_range(item, dash, config, "--layers")))
+      selection.names.insert(n);
   } else {
     for (const std::string& n : block_parameter_names(config, {parse_block_index(item, item, config)}))
       selection.names.insert(n);
@@ -78,17 +102,22 @@ void add_item(const std::string& item, const VDiTConfig& config, LayerSelection&
 
 LayerSelection parse_layer_spec(const std::string& spec, const VDiTConfig& config) {
   LayerSelection selection;
-  size_t begin = 0;
-  while (begin <= spec.size()) {
-    size_t end = spec.find(',', begin);
-    if (end == std::string::npos) end = spec.size();
-    std::string item = spec.substr(begin, end - begin);
-    item.erase(std::remove_if(item.begin(), item.end(), ::isspace), item.end());
-    VDIT_CHECK(!item.empty(), "--layers: empty item in '" << spec << "'");
-    add_item(item, config, selection);
-    begin = end + 1;
-  }
+  for (const std::string& item : spec_items(spec, "--layers")) add_item(item, config, selection);
   return selection;
+}
+
+std::vector<int> parse_block_list(const std::string& spec, const VDiTConfig& config, const std::string& flag) {
+  std::set<int> blocks;
+  for (const std::string& item : spec_items(spec, flag)) {
+    if (item == "all") {
+      for (int b = 0; b < config.num_layers; ++b) blocks.insert(b);
+    } else if (size_t dash = item.find('-'); dash != std::string::npos) {
+      for (int b : parse_block_range(item, dash, config, flag)) blocks.insert(b);
+    } else {
+      blocks.insert(parse_block_index(item, item, config, flag));
+    }
+  }
+  return {blocks.begin(), blocks.end()};
 }
 
 std::set<std::string> block_parameter_names(const VDiTConfig& config, const std::vector<int>& blocks) {

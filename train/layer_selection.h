@@ -21,6 +21,10 @@ struct LayerSelection {
 
 LayerSelection parse_layer_spec(const std::string& spec, const VDiTConfig& config);
 
+// Block indices only ("3,19", "10-12", "all"), sorted and distinct, for flags such as
+// --blocks; errors name `flag`.
+std::vector<int> parse_block_list(const std::string& spec, const VDiTConfig& config, const std::string& flag);
+
 // The parameter names of whole blocks, for resolving auto:K once blocks are ranked.
 std::set<std::string> block_parameter_names(const VDiTConfig& config, const std::vector<int>& blocks);
 

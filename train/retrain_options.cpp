@@ -39,7 +39,15 @@ nlohmann::json RetrainOptions::run_config() const {
           {"momentum", sgd.momentum},
           {"nesterov", sgd.nesterov},
           {"clip_grad", clip_grad},
-          {"frozen_bf16", frozen_bf16}};
+          {"frozen_bf16", frozen_bf16},
+          {"adapter", adapter},
+          {"tune_temperature", tune_temperature},
+          {"temperature_blocks", temperature_blocks},
+          {"granularity", to_string(granularity)},
+          {"cross_attn_temperature", cross_attn_temperature},
+          {"teacher", teacher},
+          {"teacher_adapter", teacher_adapter},
+          {"teacher_temperature", teacher_temperature}};
 }
 
 RetrainOptions RetrainOptions::from_run_config(const nlohmann::json& c) {
@@ -72,6 +80,14 @@ RetrainOptions RetrainOptions::from_run_config(const nlohmann::json& c) {
     o.sgd.nesterov = c.at("nesterov");
     o.clip_grad = c.at("clip_grad");
     o.frozen_bf16 = c.at("frozen_bf16");
+    o.adapter = c.at("adapter");
+    o.tune_temperature = c.at("tune_temperature");
+    o.temperature_blocks = c.at("temperature_blocks");
+    o.granularity = parse_temperature_granularity(c.at("granularity"));
+    o.cross_attn_temperature = c.at("cross_attn_temperature");
+    o.teacher = c.at("teacher");
+    o.teacher_adapter = c.at("teacher_adapter");
+    o.teacher_temperature = c.at("teacher_temperature");
   } catch (const nlohmann::json::exception& e) {
     VDIT_FAIL("run config: " << e.what());
   }

@@ -11,6 +11,7 @@
 #include "optim/lr_schedule.h"
 #include "optim/sgd.h"
 #include "train/flow_matching.h"
+#include "train/temperature.h"
 
 namespace vdit {
 
@@ -37,6 +38,16 @@ struct RetrainOptions {
   int64_t checkpoint_every = 0;       // 0: only at the end
   int keep_last = 3;
   bool frozen_bf16 = false;           // hold frozen weights as bf16
+  std::string adapter;                // temperature adapter applied to the model first
+  // Temperature tuning (tune-temperature): only log temperatures learn, not --layers.
+  bool tune_temperature = false;
+  std::string temperature_blocks = "all";
+  TemperatureGranularity granularity = TemperatureGranularity::Head;
+  bool cross_attn_temperature = false;
+  // Distillation: the target is this model's velocity on the same noisy input, not noise - x0.
+  std::string teacher;
+  std::string teacher_adapter;
+  std::string teacher_temperature;    // fixed teacher temperatures, "BLOCKS:VALUE"
   std::string out;                    // run directory
   std::string resume;                 // checkpoint directory to continue from
 

@@ -7,6 +7,7 @@
 
 #include "autograd/check.h"
 #include "autograd/tape.h"
+#include "data/adapter.h"
 #include "data/model_io.h"
 #include "optim/grad_clip.h"
 #include "train/checkpoint_dir.h"
@@ -59,6 +60,22 @@ void truncate_log(const std::string& path, int64_t step) {
 
 }  // namespace
 
+std::unique_ptr<VDiT> load_run_model(const std::string& path, const std::string& config_path, bool frozen_bf16,
+                                     const std::string& adapter, const std::string& fixed_temperature,
+                                     std::string* identity) {
+  LoadOptions load;
+  load.config_path = config_path;
+  load.frozen_bf16 = frozen_bf16;
+  LoadedModel m = load_model(path, load);
+  if (identity) *identity = model_identity(m.config, m.params);
+  if (!adapter.empty()) apply_adapter(adapter, read_adapter(adapter), m.config, m.params);
+  if (!fixed_temperature.empty())
+    for (const auto& [key, value] : fixed_temperatures(fixed_temperature, m.config, "--set-temperature")) m.params[key] = value;
+  return std::make_unique<VDiT>(m.config, std::move(m.params));
+}
+
+std::string adapter_path(const std::string& run_dir) { return (fs::path(run_dir) / "adapter.h5").string(); }
+
 std::string train_log_path(const std::string& run_dir) { return (fs::path(run_dir) / "train_log.jsonl").string(); }
 
 Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), data_(LatentDataset::open(options_.data)) {
@@ -73,21 +90,49 @@ Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), dat
                options_.out << " already holds checkpoints; continue with --resume " << list_checkpoints(options_.out).back()
                             << " or choose another --out");
 
-  LoadOptions load;
-  load.frozen_bf16 = options_.frozen_bf16;
-  if (!resuming) load.config_path = options_.config;
-  LoadedModel loaded = load_model(resuming ? (fs::path(options_.resume) / "model.h5").string() : options_.model, load);
-  model_ = std::make_unique<VDiT>(loaded.config, std::move(loaded.params));
-  check_data_fits(data_, model_->config());
+  // A resume takes every value, trained ones included, from the checkpoint.
+  const bool tuning = options_.tune_temperature;
+  if (resuming) {
+    LoadOptions load;
+    load.frozen_bf16 = options_.frozen_bf16;
+    LoadedModel loaded = load_model((fs::path(options_.resume) / "model.h5").string(), load);
+    model_ = std::make_unique<VDiT>(loaded.config, std::move(loaded.params));
+    if (tuning) base_identity_ = read_adapter((fs::path(options_.resume) / "adapter.h5").string()).model_identity;
+  } else {
+    model_ = load_run_model(options_.model, options_.config, options_.frozen_bf16, options_.adapter, "",
+                            tuning ? &base_identity_ : nullptr);
+  }
+  const VDiTConfig& config = model_->config();
+  check_data_fits(data_, config);
+  if (!options_.teacher.empty()) {
+    teacher_ = load_run_model(options_.teacher, "", options_.frozen_bf16, options_.teacher_adapter,
+                              options_.teacher_temperature);
+    const VDiTConfig& t = teacher_->config();
+    VDIT_CHECK(t.in_dim == config.in_dim && t.out_dim == config.out_dim && t.patch_size == config.patch_size &&
+                   t.text_dim == config.text_dim,
+               options_.teacher << ": the teacher's inputs and outputs differ from the model's");
+  }
 
-  const LayerSelection selection = parse_layer_spec(options_.layers, model_->config());
-  VDIT_CHECK(selection.auto_blocks == 0,
-             "--layers " << options_.layers << ": auto:K ranks blocks by attention diagnostics, which this build "
-                         << "does not have yet; name the blocks instead (e.g. --layers 3,19)");
-  VDIT_CHECK(!selection.names.empty(), "--layers " << options_.layers << " selects no parameter");
-  // A resume takes the trained values from the checkpoint rather than drawing fresh ones.
+  std::set<std::string> names;
+  if (tuning) {
+    const ParameterMap units = unit_temperatures(config, parse_block_list(options_.temperature_blocks, config, "--blocks"),
+                                                 options_.granularity, options_.cross_attn_temperature);
+    ParameterMap missing;  // temperatures an adapter already set keep their values
+    for (const auto& [key, value] : units) {
+      names.insert(key);
+      if (!model_->parameters().count(key)) missing[key] = value;
+    }
+    model_->set_parameters(missing);
+  } else {
+    const LayerSelection selection = parse_layer_spec(options_.layers, config);
+    VDIT_CHECK(selection.auto_blocks == 0,
+               "--layers " << options_.layers << ": auto:K ranks blocks by attention diagnostics, which this build "
+                           << "does not have yet; name the blocks instead (e.g. --layers 3,19)");
+    VDIT_CHECK(!selection.names.empty(), "--layers " << options_.layers << " selects no parameter");
+    names = selection.names;
+  }
   std::vector<TrainableParameter> trainable =
-      make_trainable(*model_, selection.names, resuming ? InitMode::Keep : options_.init, options_.seed);
+      make_trainable(*model_, names, resuming || tuning ? InitMode::Keep : options_.init, options_.seed);
   optimizer_ = make_optimizer(options_.optimizer, std::move(trainable), options_.adamw, options_.sgd);
   sampler_ = std::make_unique<BatchSampler>(data_, options_.batch_size);
 
@@ -125,7 +170,7 @@ nlohmann::json Retrainer::step() {
   int64_t sigma_count = 0;
   for (int64_t micro = 0; micro < options_.grad_accum; ++micro) {
     const Batch batch = collate(data_, sampler_->next(data_rng_, state_.epoch, state_.cursor, state_.order));
-    const NoisyBatch noisy = make_noisy_batch(batch.latents, options_.flow, sigma_rng_, noise_rng_);
+    NoisyBatch noisy = make_noisy_batch(batch.latents, options_.flow, sigma_rng_, noise_rng_);
     std::vector<double> timesteps;
     for (double s : noisy.sigmas) {
       timesteps.push_back(1000.0 * s);
@@ -133,6 +178,10 @@ nlohmann::json Retrainer::step() {
       sigma_max = std::max(sigma_max, s);
       sigma_sum += s;
       ++sigma_count;
+    }
+    if (teacher_) {
+      NoGradScope no_grad;
+      noisy.target = teacher_->forward(noisy.x_sigma, timesteps, batch.context);
     }
     const Tensor loss = flow_matching_loss(model_->forward(noisy.x_sigma, timesteps, batch.context), noisy);
     const double value = loss.item();
@@ -167,6 +216,13 @@ nlohmann::json Retrainer::step() {
           {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
 }
 
+Adapter Retrainer::adapter() const {
+  Adapter a;
+  a.model_identity = base_identity_;
+  for (const TrainableParameter& p : trainable()) a.log_temperatures[p.name] = p.value.detach();
+  return a;
+}
+
 std::string Retrainer::save_checkpoint() {
   RunState saved = state_;
   saved.sigma_rng = sigma_rng_.state();
@@ -176,6 +232,7 @@ std::string Retrainer::save_checkpoint() {
     save_model((fs::path(dir) / "model.h5").string(), model_->config(), model_->parameters(), ModelFormat::H5);
     optimizer_->save((fs::path(dir) / "optimizer.h5").string());
     saved.save((fs::path(dir) / "state").string());
+    if (options_.tune_temperature) write_adapter((fs::path(dir) / "adapter.h5").string(), adapter());
   });
   prune_checkpoints(options_.out, options_.keep_last);
   return last_checkpoint_;
@@ -204,6 +261,7 @@ RetrainSummary Retrainer::run(std::FILE* progress, const std::function<void(cons
   }
   line.finish();
   summary.last_checkpoint = save_checkpoint();
+  if (options_.tune_temperature) write_adapter(adapter_path(options_.out), adapter());
   summary.end_step = state_.step;
   summary.last_smoothed_loss = state_.smoothed_loss;
   return summary;

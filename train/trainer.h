@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/adapter.h"
 #include "data/latent_dataset.h"
 #include "layers/vdit.h"
 #include "optim/optimizer.h"
@@ -47,12 +48,16 @@ class Retrainer {
   const LatentDataset& data() const { return data_; }
   const std::vector<TrainableParameter>& trainable() const { return optimizer_->parameters(); }
   const RetrainOptions& options() const { return options_; }
+  // The learnt temperatures (of a temperature-tuning run) with the base model's identity.
+  Adapter adapter() const;
 
  private:
   [[noreturn]] void fail_not_finite(const std::string& what) const;
 
   RetrainOptions options_;
   std::unique_ptr<VDiT> model_;
+  std::unique_ptr<VDiT> teacher_;    // distillation target, or null
+  std::string base_identity_;        // of the base model, for the adapter of a temperature run
   LatentDataset data_;
   std::unique_ptr<BatchSampler> sampler_;
   std::unique_ptr<Optimizer> optimizer_;
@@ -60,6 +65,14 @@ class Retrainer {
   Rng sigma_rng_, noise_rng_, data_rng_;
   std::string last_checkpoint_;
 };
+
+// A model as a run starts from: weights, then an adapter, then fixed temperatures (each optional).
+std::unique_ptr<VDiT> load_run_model(const std::string& path, const std::string& config_path, bool frozen_bf16,
+                                     const std::string& adapter, const std::string& fixed_temperature,
+                                     std::string* identity = nullptr);
+
+// RUN_DIR/adapter.h5: the final adapter of a temperature-tuning run.
+std::string adapter_path(const std::string& run_dir);
 
 // The log of a run directory, one record per step.
 std::string train_log_path(const std::string& run_dir);
