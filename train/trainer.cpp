@@ -246,7 +246,7 @@ RetrainSummary Retrainer::run(std::FILE* progress, const std::function<void(cons
   JsonLinesLog log(log_path, resuming);
   RetrainSummary summary;
   summary.start_step = state_.step;
-  ProgressLine line("retrain", options_.steps, state_.step, progress);
+  ProgressLine line(options_.tune_temperature ? "tune-temperature" : "retrain", options_.steps, state_.step, progress);
   while (state_.step < options_.steps) {
     const nlohmann::json record = step();
     if (state_.step == summary.start_step + 1) summary.first_loss = record["loss"];
