@@ -82,7 +82,7 @@ void VDiT::build_layers() {
            {parameter(p, "head.head.weight"), parameter(p, "head.head.bias")}};
 }
 
-Tensor VDiT::forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context) const {
+VDiT::Embedded VDiT::embed(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context) const {
   const VDiTConfig& c = config_;
   VDIT_CHECK(latents.ndim() == 5 && latents.size(1) == c.in_dim,
              "latents must be [B, " << c.in_dim << ", F, H, W], got " << to_string(latents.shape()));
@@ -93,15 +93,31 @@ Tensor VDiT::forward(const Tensor& latents, const std::vector<double>& timesteps
              "context must be [" << batch << ", L, " << c.text_dim << "], got " << to_string(context.shape()));
   VDIT_CHECK(context.size(1) <= c.text_len,
              "context has " << context.size(1) << " tokens, more than text_len " << c.text_len);
-
-  Tensor x = patch_embedding_(latents);
-  const std::array<int64_t, 3> grid = {latents.size(2) / c.patch_size[0], latents.size(3) / c.patch_size[1],
-                                       latents.size(4) / c.patch_size[2]};
-  const RopeTables rope = make_rope_tables(grid, c.head_dim());
+  Embedded out;
+  out.tokens = patch_embedding_(latents);
+  out.grid = {latents.size(2) / c.patch_size[0], latents.size(3) / c.patch_size[1], latents.size(4) / c.patch_size[2]};
+  out.rope = make_rope_tables(out.grid, c.head_dim());
   const TimeEmbedding::Output time = time_embedding_(timesteps);
-  const Tensor text = text_embedding_(context);
-  for (const WanBlock& block : blocks_) x = block(x, time.e0, text, rope);
-  return unpatchify(head_(x, time.e), grid, c.patch_size);
+  out.e = time.e;
+  out.e0 = time.e0;
+  out.context = text_embedding_(context);
+  return out;
+}
+
+Tensor VDiT::run_block(int index, const Tensor& x, const Embedded& embedded, AttentionProbe* probe) const {
+  return blocks_.at(index)(x, embedded.e0, embedded.context, embedded.rope, probe);
+}
+
+Tensor VDiT::run_head(const Tensor& x, const Embedded& embedded) const {
+  return unpatchify(head_(x, embedded.e), embedded.grid, config_.patch_size);
+}
+
+Tensor VDiT::forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context,
+                     AttentionProbe* probe) const {
+  const Embedded embedded = embed(latents, timesteps, context);
+  Tensor x = embedded.tokens;
+  for (int i = 0; i < static_cast<int>(blocks_.size()); ++i) x = run_block(i, x, embedded, probe);
+  return run_head(x, embedded);
 }
 
 }  // namespace vdit

@@ -20,9 +20,22 @@ class VDiT {
   VDiT(VDiTConfig config, ParameterMap params);
 
   // latents [B, in_dim, F, H, W], one timestep in [0, 1000] per sample, context
-  // [B, L, text_dim] with L <= text_len. Returns the velocity [B, out_dim, F, H, W].
-  Tensor forward(const Tensor& latents, const std::vector<double>& timesteps,
-                 const Tensor& context) const;
+  // [B, L, text_dim] with L <= text_len. Returns the velocity [B, out_dim, F, H, W]. A probe
+  // (diagnostics) sees every attention call.
+  Tensor forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context,
+                 AttentionProbe* probe = nullptr) const;
+
+  // The forward pass in its three stages, for diagnostics that rerun single blocks.
+  struct Embedded {
+    Tensor tokens;   // [B, T, d], the first block's input
+    Tensor e, e0;    // time embeddings: [B, d] for the head, [B, 6, d] for the blocks
+    Tensor context;  // [B, text_len, d]
+    RopeTables rope;
+    std::array<int64_t, 3> grid{};  // tokens per (frame, height, width)
+  };
+  Embedded embed(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context) const;
+  Tensor run_block(int index, const Tensor& x, const Embedded& embedded, AttentionProbe* probe = nullptr) const;
+  Tensor run_head(const Tensor& x, const Embedded& embedded) const;  // -> velocity [B, out_dim, F, H, W]
 
   const VDiTConfig& config() const { return config_; }
   const ParameterMap& parameters() const { return params_; }

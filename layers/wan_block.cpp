@@ -21,6 +21,7 @@ AttentionLayer attention_from(const ParameterMap& p, const std::string& prefix, 
 WanBlock build_wan_block(const VDiTConfig& c, const ParameterMap& p, int index) {
   const std::string b = "blocks." + std::to_string(index);
   WanBlock block;
+  block.index = index;
   block.modulation = parameter(p, b + ".modulation");
   block.norm1 = {Tensor{}, Tensor{}, c.eps};
   block.norm2 = {Tensor{}, Tensor{}, c.eps};
@@ -39,11 +40,11 @@ Tensor modulate(const Tensor& normed, const Tensor& shift, const Tensor& scale) 
 }
 
 Tensor WanBlock::operator()(const Tensor& x_in, const Tensor& e0, const Tensor& context,
-                            const RopeTables& rope) const {
+                            const RopeTables& rope, AttentionProbe* probe) const {
   // m0..m5 = shift, scale, gate of self-attention; shift, scale, gate of the FFN; each [B, 1, d].
   const std::vector<Tensor> m = chunk(add(modulation, e0), 1, 6);
-  Tensor x = add(x_in, mul(self_attn.self_attention(modulate(norm1(x_in), m[0], m[1]), rope), m[2]));
-  x = add(x, cross_attn.cross_attention(norm3 ? (*norm3)(x) : x, context));
+  Tensor x = add(x_in, mul(self_attn.self_attention(modulate(norm1(x_in), m[0], m[1]), rope, probe, index), m[2]));
+  x = add(x, cross_attn.cross_attention(norm3 ? (*norm3)(x) : x, context, probe, index));
   return add(x, mul(ffn(modulate(norm2(x), m[3], m[4])), m[5]));
 }
 

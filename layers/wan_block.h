@@ -20,9 +20,11 @@ struct WanBlock {
   AttentionLayer self_attn, cross_attn;
   FeedForward ffn;
 
+  int index = -1;  // position in the model, as a probe is told
+
   // x [B, T, d], e0 [B, 6, d], context [B, text_len, d] (already embedded).
   Tensor operator()(const Tensor& x, const Tensor& e0, const Tensor& context,
-                    const RopeTables& rope) const;
+                    const RopeTables& rope, AttentionProbe* probe = nullptr) const;
 };
 
 struct Head {
