@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   libopenblas0-openmp libopenblas-openmp-dev
-  libhdf5-dev
+  libhdf5-dev zlib1g-dev
   libboost-program-options-dev libboost-serialization-dev
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
   nlohmann-json3-dev

@@ -73,7 +73,10 @@ RetrainOptions base_options(const ScratchDir& dir, const std::string& out) {
 std::vector<double> logged_losses(const std::string& run_dir) {
   std::vector<double> losses;
   std::ifstream in(train_log_path(run_dir));
-  for (std::string line; std::getline(in, line);) losses.push_back(nlohmann::json::parse(line).at("loss"));
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json record = nlohmann::json::parse(line);
+    if (record.contains("loss")) losses.push_back(record["loss"]);  // not the diagnostics records
+  }
   return losses;
 }
 
@@ -231,7 +234,8 @@ TEST(RetrainCommand, FlagsReachTheRun) {
   EXPECT_EQ(list_checkpoints(dir / "run").size(), 2u);  // --keep-last
   std::vector<nlohmann::json> log;
   std::ifstream in(train_log_path(dir / "run"));
-  for (std::string line; std::getline(in, line);) log.push_back(nlohmann::json::parse(line));
+  for (std::string line; std::getline(in, line);)
+    if (nlohmann::json record = nlohmann::json::parse(line); record.contains("loss")) log.push_back(record);
   ASSERT_EQ(log.size(), 4u);
   EXPECT_DOUBLE_EQ(log[0]["lr"].get<double>(), 0.005);  // warmup: (s + 1) / 2 of --lr
   EXPECT_DOUBLE_EQ(log[3]["lr"].get<double>(), 0.01);   // then constant
@@ -271,7 +275,7 @@ TEST(RetrainCommand, ClearErrors) {
     EXPECT_NE(r.exit_code, 0) << flags;
     EXPECT_NE(r.output.find(message), std::string::npos) << flags << ": " << r.output;
   };
-  fails_with("--layers auto:2", "auto:K ranks blocks by attention diagnostics");
+  fails_with("--layers auto:4", "--layers: 'auto:4' needs 1 <= K <= 3");
   fails_with("--layers 7", "--layers");
   fails_with("--init fresh", "unknown --init 'fresh'");
   fails_with("--optimizer lion", "lion");

@@ -45,7 +45,10 @@ void TrainingFlags::add_to(po::options_description& d) {
       ("keep-last", po::value(&o.keep_last)->default_value(o.keep_last), "checkpoints to keep (0: all)")
       ("frozen-bf16", po::bool_switch(&o.frozen_bf16), "hold frozen weights as bf16 (half the memory)")
       ("out", po::value(&o.out), "run directory: checkpoints and train_log.jsonl (default: beside --resume)")
-      ("resume", po::value(&o.resume), "continue from this checkpoint directory, exactly");
+      ("resume", po::value(&o.resume), "continue from this checkpoint directory, exactly")
+      ("no-diagnostics", po::bool_switch(&no_diagnostics_), "skip the attention diagnostics of the start and each checkpoint")
+      ("stop-on-fail", po::bool_switch(&o.stop_on_fail), "stop when a retrained block fails its diagnostic checks");
+  probe_.add_to(d);
 }
 
 void TrainingFlags::finish(const po::variables_map& vm) {
@@ -54,6 +57,8 @@ void TrainingFlags::finish(const po::variables_map& vm) {
   o.flow.weighting = parse_loss_weighting(weighting_);
   o.lr.decay = parse_lr_decay(decay_);
   o.sgd.weight_decay = o.adamw.weight_decay;
+  o.diagnostics = !no_diagnostics_;
+  probe_.finish();
   if (o.resume.empty()) {
     if (o.model.empty()) throw UsageError("--model is required (or --resume)");
     if (o.data.empty()) throw UsageError("--data is required (or --resume)");

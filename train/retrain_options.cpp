@@ -47,7 +47,14 @@ nlohmann::json RetrainOptions::run_config() const {
           {"cross_attn_temperature", cross_attn_temperature},
           {"teacher", teacher},
           {"teacher_adapter", teacher_adapter},
-          {"teacher_temperature", teacher_temperature}};
+          {"teacher_temperature", teacher_temperature},
+          {"diagnostics", diagnostics},
+          {"probe_sigmas", diagnose.sigmas},
+          {"probe_samples", diagnose.probe_samples},
+          {"sparse_keep", diagnose.sparse_keep},
+          {"sink_threshold", diagnose.stats.sink_threshold},
+          {"diagnostic_checks", diagnostic_checks},
+          {"stop_on_fail", stop_on_fail}};
 }
 
 RetrainOptions RetrainOptions::from_run_config(const nlohmann::json& c) {
@@ -88,6 +95,13 @@ RetrainOptions RetrainOptions::from_run_config(const nlohmann::json& c) {
     o.teacher = c.at("teacher");
     o.teacher_adapter = c.at("teacher_adapter");
     o.teacher_temperature = c.at("teacher_temperature");
+    o.diagnostics = c.at("diagnostics");
+    o.diagnose.sigmas = c.at("probe_sigmas").get<std::vector<double>>();
+    o.diagnose.probe_samples = c.at("probe_samples");
+    o.diagnose.sparse_keep = c.at("sparse_keep");
+    o.diagnose.stats.sink_threshold = c.at("sink_threshold");
+    o.diagnostic_checks = c.at("diagnostic_checks");
+    o.stop_on_fail = c.at("stop_on_fail");
   } catch (const nlohmann::json::exception& e) {
     VDIT_FAIL("run config: " << e.what());
   }

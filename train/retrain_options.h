@@ -10,6 +10,7 @@
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
 #include "optim/sgd.h"
+#include "diagnostics/diagnose.h"
 #include "train/flow_matching.h"
 #include "train/temperature.h"
 
@@ -48,6 +49,11 @@ struct RetrainOptions {
   std::string teacher;
   std::string teacher_adapter;
   std::string teacher_temperature;    // fixed teacher temperatures, "BLOCKS:VALUE"
+  // Attention diagnostics of the starting model and at every checkpoint.
+  bool diagnostics = true;
+  DiagnoseOptions diagnose;           // sigmas here are before the shift; the run's --shift applies
+  std::string diagnostic_checks;      // thresholds file; empty: the shipped defaults
+  bool stop_on_fail = false;          // end the run when a retrained block fails its checks
   std::string out;                    // run directory
   std::string resume;                 // checkpoint directory to continue from
 

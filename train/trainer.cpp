@@ -1,11 +1,13 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "autograd/check.h"
+#include "diagnostics/diagnose.h"
 #include "autograd/tape.h"
 #include "data/adapter.h"
 #include "data/model_io.h"
@@ -74,6 +76,8 @@ std::unique_ptr<VDiT> load_run_model(const std::string& path, const std::string&
   return std::make_unique<VDiT>(m.config, std::move(m.params));
 }
 
+std::string start_report_dir(const std::string& run_dir) { return (fs::path(run_dir) / "diagnostics-start").string(); }
+
 std::string adapter_path(const std::string& run_dir) { return (fs::path(run_dir) / "adapter.h5").string(); }
 
 std::string train_log_path(const std::string& run_dir) { return (fs::path(run_dir) / "train_log.jsonl").string(); }
@@ -113,6 +117,10 @@ Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), dat
                options_.teacher << ": the teacher's inputs and outputs differ from the model's");
   }
 
+  thresholds_ = options_.diagnostic_checks.empty() ? Thresholds::defaults() : Thresholds::load(options_.diagnostic_checks);
+  const std::string start_h5 = (fs::path(start_report_dir(options_.out)) / "diagnostics.h5").string();
+  if (resuming && fs::exists(start_h5)) start_report_ = std::make_unique<DiagnosticsReport>(read_diagnostics_h5(start_h5));
+
   std::set<std::string> names;
   if (tuning) {
     const ParameterMap units = unit_temperatures(config, parse_block_list(options_.temperature_blocks, config, "--blocks"),
@@ -125,11 +133,16 @@ Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), dat
     model_->set_parameters(missing);
   } else {
     const LayerSelection selection = parse_layer_spec(options_.layers, config);
-    VDIT_CHECK(selection.auto_blocks == 0,
-               "--layers " << options_.layers << ": auto:K ranks blocks by attention diagnostics, which this build "
-                           << "does not have yet; name the blocks instead (e.g. --layers 3,19)");
-    VDIT_CHECK(!selection.names.empty(), "--layers " << options_.layers << " selects no parameter");
     names = selection.names;
+    if (selection.auto_blocks > 0) {
+      // auto:K: the K blocks the starting model's diagnostics rank worst. A resume finds them
+      // already in the checkpoint's trained values, chosen the same way.
+      if (!start_report_) start_report_ = std::make_unique<DiagnosticsReport>(diagnose_now("start"));
+      const std::vector<int> ranked = rank_blocks_worst_first(*start_report_);
+      const std::vector<int> worst(ranked.begin(), ranked.begin() + std::min<size_t>(selection.auto_blocks, ranked.size()));
+      for (const std::string& n : block_parameter_names(config, worst)) names.insert(n);
+    }
+    VDIT_CHECK(!names.empty(), "--layers " << options_.layers << " selects no parameter");
   }
   std::vector<TrainableParameter> trainable =
       make_trainable(*model_, names, resuming || tuning ? InitMode::Keep : options_.init, options_.seed);
@@ -155,6 +168,21 @@ Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), dat
     data_rng_.reseed(options_.seed ^ kDataStream);
     state_.run_config = options_.run_config().dump();
   }
+}
+
+DiagnosticsReport Retrainer::diagnose_now(const std::string& label) const {
+  DiagnoseOptions probe = options_.diagnose;
+  for (double& sigma : probe.sigmas) sigma = shift_sigma(sigma, options_.flow.shift);
+  DiagnosticsReport report = diagnose(*model_, data_, probe);
+  report.model = label;
+  return report;
+}
+
+std::vector<int> Retrainer::trained_blocks() const {
+  std::set<int> blocks;
+  for (const TrainableParameter& p : trainable())
+    if (p.name.rfind("blocks.", 0) == 0) blocks.insert(std::stoi(p.name.substr(7)));
+  return {blocks.begin(), blocks.end()};
 }
 
 void Retrainer::fail_not_finite(const std::string& what) const {
@@ -233,6 +261,11 @@ std::string Retrainer::save_checkpoint() {
     optimizer_->save((fs::path(dir) / "optimizer.h5").string());
     saved.save((fs::path(dir) / "state").string());
     if (options_.tune_temperature) write_adapter((fs::path(dir) / "adapter.h5").string(), adapter());
+    if (options_.diagnostics) {
+      const DiagnosticsReport report = diagnose_now("step " + std::to_string(state_.step));
+      write_report(dir, report, thresholds_, start_report_.get());
+      last_verdicts_ = check_thresholds(report, thresholds_);
+    }
   });
   prune_checkpoints(options_.out, options_.keep_last);
   return last_checkpoint_;
@@ -246,6 +279,29 @@ RetrainSummary Retrainer::run(std::FILE* progress, const std::function<void(cons
   JsonLinesLog log(log_path, resuming);
   RetrainSummary summary;
   summary.start_step = state_.step;
+  if (options_.diagnostics && !start_report_) {
+    if (progress) std::fprintf(progress, "diagnosing the starting model\n");
+    start_report_ = std::make_unique<DiagnosticsReport>(diagnose_now("start"));
+  }
+  if (start_report_ && !fs::exists(start_report_dir(options_.out)))
+    write_report(start_report_dir(options_.out), *start_report_, thresholds_);
+  // After each checkpoint's diagnosis: its verdicts in the log, and --stop-on-fail.
+  auto check_diagnostics = [&] {
+    if (!options_.diagnostics) return;
+    nlohmann::json verdicts = nlohmann::json::object();
+    std::string failed;
+    const std::vector<int> trained = trained_blocks();
+    for (const BlockVerdict& v : last_verdicts_) {
+      verdicts[std::to_string(v.block)] = to_string(v.verdict);
+      if (v.verdict == Verdict::Fail && std::count(trained.begin(), trained.end(), v.block))
+        failed += (failed.empty() ? "" : ", ") + std::to_string(v.block) + " (" +
+                  (v.reasons.empty() ? std::string("fail") : v.reasons.front()) + ")";
+    }
+    log.write({{"step", state_.step}, {"checkpoint", last_checkpoint_}, {"diagnostics", verdicts}});
+    VDIT_CHECK(failed.empty() || !options_.stop_on_fail,
+               "step " << state_.step << ": retrained block " << failed << " failed its diagnostic checks; stopping "
+                       << "(--stop-on-fail); report: " << last_checkpoint_ << "/report.html");
+  };
   ProgressLine line(options_.tune_temperature ? "tune-temperature" : "retrain", options_.steps, state_.step, progress);
   while (state_.step < options_.steps) {
     const nlohmann::json record = step();
@@ -256,11 +312,14 @@ RetrainSummary Retrainer::run(std::FILE* progress, const std::function<void(cons
                   state_.smoothed_loss, record["lr"].get<double>());
     line.update(state_.step, detail);
     if (after_step) after_step(record);
-    if (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0 && state_.step < options_.steps)
+    if (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0 && state_.step < options_.steps) {
       save_checkpoint();
+      check_diagnostics();
+    }
   }
   line.finish();
   summary.last_checkpoint = save_checkpoint();
+  check_diagnostics();
   if (options_.tune_temperature) write_adapter(adapter_path(options_.out), adapter());
   summary.end_step = state_.step;
   summary.last_smoothed_loss = state_.smoothed_loss;

@@ -11,6 +11,8 @@
 
 #include "data/adapter.h"
 #include "data/latent_dataset.h"
+#include "diagnostics/diagnostics_report.h"
+#include "diagnostics/thresholds.h"
 #include "layers/vdit.h"
 #include "optim/optimizer.h"
 #include "train/batch_sampler.h"
@@ -53,6 +55,10 @@ class Retrainer {
 
  private:
   [[noreturn]] void fail_not_finite(const std::string& what) const;
+  // Diagnoses the model as it is now, with the run's probe settings.
+  DiagnosticsReport diagnose_now(const std::string& label) const;
+  // Blocks with a trainable parameter.
+  std::vector<int> trained_blocks() const;
 
   RetrainOptions options_;
   std::unique_ptr<VDiT> model_;
@@ -64,12 +70,18 @@ class Retrainer {
   RunState state_;
   Rng sigma_rng_, noise_rng_, data_rng_;
   std::string last_checkpoint_;
+  Thresholds thresholds_;
+  std::unique_ptr<DiagnosticsReport> start_report_;  // the starting model's, for before/after
+  std::vector<BlockVerdict> last_verdicts_;          // of the last checkpoint's diagnosis
 };
 
 // A model as a run starts from: weights, then an adapter, then fixed temperatures (each optional).
 std::unique_ptr<VDiT> load_run_model(const std::string& path, const std::string& config_path, bool frozen_bf16,
                                      const std::string& adapter, const std::string& fixed_temperature,
                                      std::string* identity = nullptr);
+
+// RUN_DIR/diagnostics-start: the report on the model a run started from.
+std::string start_report_dir(const std::string& run_dir);
 
 // RUN_DIR/adapter.h5: the final adapter of a temperature-tuning run.
 std::string adapter_path(const std::string& run_dir);

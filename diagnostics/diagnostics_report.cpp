@@ -1,0 +1,303 @@
+#include "diagnostics/diagnostics_report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include "autograd/check.h"
+#include "autograd/tensor.h"
+#include "data/hdf5_file.h"
+#include "diagnostics/png.h"
+#include "diagnostics/report_html.h"
+#include "diagnostics/thresholds.h"
+
+namespace vdit {
+
+namespace {
+
+// How bad a value is, larger worse; NaN (not measured) is never the worst.
+double badness(const HeadMetric& metric, double value) {
+  if (std::isnan(value)) return -std::numeric_limits<double>::infinity();
+  return metric.high_is_worse ? value : -value;
+}
+
+void expect_size(const std::string& source, const std::string& what, size_t size, size_t expected, bool optional) {
+  VDIT_CHECK(size == expected || (optional && size == 0),
+             source << ": " << what << " has " << size << " entries, expected " << expected);
+}
+
+// float32 on disk, as every vditkit dataset: the statistics carry no more precision than that.
+void write_values(Hdf5File& file, const std::string& name, const std::vector<double>& values, const Shape& shape) {
+  file.write(name, Tensor::from_vector(shape, std::vector<float>(values.begin(), values.end())));
+}
+
+std::vector<double> read_values(const Hdf5File& file, const std::string& name, const Shape& shape) {
+  VDIT_CHECK(file.shape(name) == shape, file.path() << ": dataset " << name << " has shape "
+                                                    << to_string(file.shape(name)) << ", expected " << to_string(shape));
+  const std::vector<float> values = file.read(name).to_vector();
+  return {values.begin(), values.end()};
+}
+
+// Sink keys as [T,B,H,K] with -1 where a head has fewer than K; float32 holds key indices
+// exactly up to 2^24, far beyond any token count.
+void write_sink_keys(Hdf5File& file, const std::string& name, const std::vector<std::vector<int64_t>>& keys,
+                     Shape shape) {
+  size_t k = 0;
+  for (const auto& head : keys) k = std::max(k, head.size());
+  if (k == 0) return;
+  shape.push_back(static_cast<int64_t>(k));
+  std::vector<double> padded(keys.size() * k, -1.0);
+  for (size_t i = 0; i < keys.size(); ++i) std::copy(keys[i].begin(), keys[i].end(), padded.begin() + i * k);
+  write_values(file, name, padded, shape);
+}
+
+std::vector<std::vector<int64_t>> read_sink_keys(const Hdf5File& file, const std::string& name, Shape shape) {
+  shape.push_back(file.shape(name).back());
+  const std::vector<double> padded = read_values(file, name, shape);
+  const size_t k = static_cast<size_t>(shape.back());
+  std::vector<std::vector<int64_t>> keys(padded.size() / k);
+  for (size_t i = 0; i < padded.size(); ++i)
+    if (padded[i] >= 0) keys[i / k].push_back(static_cast<int64_t>(padded[i]));
+  return keys;
+}
+
+void write_kind(Hdf5File& file, const DiagnosticsReport& r, const ReportKind& kind) {
+  const AttentionKindReport& k = r.*kind.member;
+  const std::string g = std::string(kind.name) + "/";
+  const Shape tbh{r.timesteps(), r.blocks, r.heads};
+  for (const HeadMetric& m : head_metrics())
+    if (!(k.*m.values).empty()) write_values(file, g + m.name, k.*m.values, tbh);
+  if (!k.sparsify_error.empty()) write_values(file, g + "sparsify_error", k.sparsify_error, {r.timesteps(), r.blocks});
+  if (!k.frame_distance_mass.empty())
+    write_values(file, g + "frame_distance_mass", k.frame_distance_mass, {r.timesteps(), r.blocks, r.heads, r.frames});
+  write_sink_keys(file, g + "sink_keys", k.sink_keys, tbh);
+  if (!k.sink_positions.empty()) file.write_string("sink_positions", nlohmann::json(k.sink_positions).dump(), kind.name);
+  if (!k.pooled_maps.empty() && !k.pooled_maps.front().empty()) {
+    std::vector<double> maps;
+    for (const auto& map : k.pooled_maps) maps.insert(maps.end(), map.begin(), map.end());
+    const int64_t cols = static_cast<int64_t>(k.pooled_maps.front().size()) / k.pooled_size;
+    write_values(file, g + "pooled_maps", maps, {r.timesteps(), r.blocks, r.heads, k.pooled_size, cols});
+  }
+}
+
+void read_kind(const Hdf5File& file, DiagnosticsReport& r, const ReportKind& kind) {
+  AttentionKindReport& k = r.*kind.member;
+  const std::string g = std::string(kind.name) + "/";
+  const Shape tbh{r.timesteps(), r.blocks, r.heads};
+  for (const HeadMetric& m : head_metrics())
+    if (file.has(g + m.name)) k.*m.values = read_values(file, g + m.name, tbh);
+  if (file.has(g + "sparsify_error")) k.sparsify_error = read_values(file, g + "sparsify_error", {r.timesteps(), r.blocks});
+  if (file.has(g + "frame_distance_mass"))
+    k.frame_distance_mass =
+        read_values(file, g + "frame_distance_mass", {r.timesteps(), r.blocks, r.heads, r.frames});
+  if (file.has(g + "sink_keys")) k.sink_keys = read_sink_keys(file, g + "sink_keys", tbh);
+  if (file.has_attribute("sink_positions", kind.name))
+    k.sink_positions = nlohmann::json::parse(file.read_string("sink_positions", kind.name)).get<std::vector<std::string>>();
+  if (file.has(g + "pooled_maps")) {
+    const Shape shape = file.shape(g + "pooled_maps");
+    VDIT_CHECK(shape.size() == 5, file.path() << ": dataset " << g << "pooled_maps has shape " << to_string(shape)
+                                              << ", expected [T, B, H, rows, cols]");
+    k.pooled_size = shape[3];
+    const std::vector<double> maps = read_values(file, g + "pooled_maps", shape);
+    const size_t cells = static_cast<size_t>(shape[3] * shape[4]);
+    for (size_t i = 0; i < maps.size(); i += cells) k.pooled_maps.emplace_back(maps.begin() + i, maps.begin() + i + cells);
+  }
+}
+
+// The per-block part of summary.json for one kind: its worst head per metric and its
+// sparsification error, means over timesteps.
+nlohmann::json block_summary(const DiagnosticsReport& r, const AttentionKindReport& k, int block) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const HeadMetric& m : head_metrics()) {
+    if ((k.*m.values).empty()) continue;
+    const HeadRank worst = worst_heads(r, k, m, 1, block).front();
+    out["worst_heads"][m.name] = {{"head", worst.head}, {"value", worst.value}};
+  }
+  if (!k.sparsify_error.empty()) {
+    double sum = 0.0;
+    for (int64_t t = 0; t < r.timesteps(); ++t) sum += k.sparsify_error[static_cast<size_t>(t * r.blocks + block)];
+    out["sparsify_error"] = sum / static_cast<double>(r.timesteps());
+  }
+  return out;
+}
+
+nlohmann::json head_summary(const DiagnosticsReport& r, const AttentionKindReport& k, const HeadRank& head) {
+  nlohmann::json out = {{"block", head.block}, {"head", head.head}, {"value", head.value}};
+  if (!k.sink_positions.empty()) {
+    for (int64_t t = 0; t < r.timesteps(); ++t)
+      out["sink_positions"].push_back(k.sink_positions[r.index(t, head.block, head.head)]);
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::vector<HeadMetric>& head_metrics() {
+  using R = AttentionKindReport;
+  static const std::vector<HeadMetric> metrics{
+      {"entropy", &R::entropy, 0.0, 1.0, false, false,
+       "mean over queries of the attention entropy over log(keys): 1 uniform, 0 all mass on one key"},
+      {"sink_mass", &R::sink_mass, 0.0, 1.0, true, false, "the largest mean mass one key receives"},
+      {"top1_over_threshold", &R::top1_over_threshold, 0.0, 1.0, true, false,
+       "fraction of queries whose best key holds more than the sink threshold"},
+      {"keys_for_90", &R::keys_for_90, 0.0, 1.0, false, false, "fraction of keys holding 90% of a query's mass"},
+      {"keys_for_95", &R::keys_for_95, 0.0, 1.0, false, false, "fraction of keys holding 95% of a query's mass"},
+      {"structure_correlation", &R::structure_correlation, -1.0, 1.0, false, true,
+       "correlation of pooled maps across probe samples: 1 the same structure whatever the prompt"},
+  };
+  return metrics;
+}
+
+const HeadMetric& head_metric(const std::string& name) {
+  for (const HeadMetric& m : head_metrics())
+    if (name == m.name) return m;
+  VDIT_FAIL("unknown attention metric \"" << name << "\"");
+}
+
+const std::vector<ReportKind>& report_kinds() {
+  static const std::vector<ReportKind> kinds{{"self_attn", &DiagnosticsReport::self_attn},
+                                             {"cross_attn", &DiagnosticsReport::cross_attn}};
+  return kinds;
+}
+
+void check_report_shape(const DiagnosticsReport& r, const std::string& source) {
+  VDIT_CHECK(r.timesteps() > 0 && r.blocks > 0 && r.heads > 0 && r.frames > 0,
+             source << ": needs timesteps, blocks, heads and frames; got " << r.timesteps() << ", " << r.blocks << ", "
+                    << r.heads << ", " << r.frames);
+  const size_t tbh = static_cast<size_t>(r.timesteps() * r.blocks * r.heads);
+  for (const ReportKind& kind : report_kinds()) {
+    const AttentionKindReport& k = r.*kind.member;
+    const std::string name = std::string(kind.name) + ".";
+    const bool self = kind.member == &DiagnosticsReport::self_attn;
+    for (const HeadMetric& m : head_metrics())
+      expect_size(source, name + m.name, (k.*m.values).size(), m.self_only && !self ? 0 : tbh, m.self_only);
+    expect_size(source, name + "frame_distance_mass", k.frame_distance_mass.size(),
+                self ? tbh * static_cast<size_t>(r.frames) : 0, true);
+    expect_size(source, name + "sparsify_error", k.sparsify_error.size(), static_cast<size_t>(r.timesteps() * r.blocks), true);
+    expect_size(source, name + "sink_keys", k.sink_keys.size(), tbh, true);
+    expect_size(source, name + "sink_positions", k.sink_positions.size(), tbh, true);
+    expect_size(source, name + "pooled_maps", k.pooled_maps.size(), tbh, true);
+    for (const auto& map : k.pooled_maps)
+      VDIT_CHECK(map.size() == k.pooled_maps.front().size() &&
+                     (map.empty() || (k.pooled_size > 0 && map.size() % static_cast<size_t>(k.pooled_size) == 0)),
+                 source << ": " << name << "pooled_maps must all have the same size, a multiple of pooled_size "
+                        << k.pooled_size << "; found " << map.size() << " and " << k.pooled_maps.front().size());
+  }
+}
+
+std::vector<double> mean_over_timesteps(const DiagnosticsReport& r, const std::vector<double>& values) {
+  std::vector<double> means(static_cast<size_t>(r.blocks * r.heads), NAN);
+  for (int64_t b = 0; b < r.blocks; ++b)
+    for (int64_t h = 0; h < r.heads; ++h) {
+      double sum = 0.0;
+      int64_t n = 0;
+      for (int64_t t = 0; t < r.timesteps(); ++t) {
+        const double v = values[r.index(t, b, h)];
+        if (std::isnan(v)) continue;  // not measured at this timestep
+        sum += v;
+        ++n;
+      }
+      if (n > 0) means[static_cast<size_t>(b * r.heads + h)] = sum / static_cast<double>(n);
+    }
+  return means;
+}
+
+std::vector<HeadRank> worst_heads(const DiagnosticsReport& r, const AttentionKindReport& k, const HeadMetric& metric,
+                                  size_t count, int block) {
+  const std::vector<double> means = mean_over_timesteps(r, k.*metric.values);
+  std::vector<HeadRank> heads;
+  for (int b = 0; b < r.blocks; ++b)
+    for (int h = 0; h < r.heads; ++h)
+      if (block < 0 || b == block) heads.push_back({b, h, means[static_cast<size_t>(b * r.heads + h)]});
+  std::stable_sort(heads.begin(), heads.end(), [&](const HeadRank& x, const HeadRank& y) {
+    return badness(metric, x.value) > badness(metric, y.value);
+  });
+  heads.resize(std::min(count, heads.size()));
+  return heads;
+}
+
+void write_diagnostics_h5(const std::string& path, const DiagnosticsReport& report) {
+  check_report_shape(report, path);
+  write_hdf5_atomically(path, [&](Hdf5File& file) {
+    for (const ReportKind& kind : report_kinds()) write_kind(file, report, kind);
+    file.write_string("sigmas", nlohmann::json(report.sigmas).dump());
+    file.write_string("model", report.model);
+    file.write_int("probe_samples", report.probe_samples);
+    file.write_int("blocks", report.blocks);
+    file.write_int("heads", report.heads);
+    file.write_int("frames", report.frames);
+  });
+}
+
+DiagnosticsReport read_diagnostics_h5(const std::string& path) {
+  const Hdf5File file(path, Hdf5File::Mode::Read);
+  DiagnosticsReport r;
+  const nlohmann::json sigmas = nlohmann::json::parse(file.read_string("sigmas"), nullptr, false);
+  VDIT_CHECK(sigmas.is_array(), path << ": attribute sigmas must be a JSON array of numbers");
+  r.sigmas = sigmas.get<std::vector<double>>();
+  r.model = file.read_string("model");
+  r.probe_samples = file.read_int("probe_samples");
+  r.blocks = file.read_int("blocks");
+  r.heads = file.read_int("heads");
+  r.frames = file.read_int("frames");
+  for (const ReportKind& kind : report_kinds()) read_kind(file, r, kind);
+  check_report_shape(r, path);
+  return r;
+}
+
+std::vector<int> rank_blocks_worst_first(const DiagnosticsReport& report) {
+  check_report_shape(report);
+  const HeadMetric& sink = head_metric("sink_mass");
+  const HeadMetric& entropy = head_metric("entropy");
+  // Per block: its worst head's badness by sink mass, then by entropy.
+  std::vector<std::pair<double, double>> score(static_cast<size_t>(report.blocks));
+  for (int b = 0; b < report.blocks; ++b)
+    score[b] = {badness(sink, worst_heads(report, report.self_attn, sink, 1, b).front().value),
+                badness(entropy, worst_heads(report, report.self_attn, entropy, 1, b).front().value)};
+  std::vector<int> order(static_cast<size_t>(report.blocks));
+  for (int b = 0; b < report.blocks; ++b) order[b] = b;
+  std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return score[x] > score[y]; });
+  return order;
+}
+
+nlohmann::json summarize(const DiagnosticsReport& report, const Thresholds& thresholds) {
+  const std::vector<BlockVerdict> verdicts = check_thresholds(report, thresholds);
+  Verdict overall = Verdict::Pass;
+  nlohmann::json per_block = nlohmann::json::array();
+  for (const BlockVerdict& v : verdicts) {
+    nlohmann::json block = {{"block", v.block}, {"verdict", to_string(v.verdict)}, {"reasons", v.reasons}};
+    for (const ReportKind& kind : report_kinds()) block[kind.name] = block_summary(report, report.*kind.member, v.block);
+    per_block.push_back(std::move(block));
+    overall = std::max(overall, v.verdict);
+  }
+  nlohmann::json worst = nlohmann::json::object();
+  for (const ReportKind& kind : report_kinds()) {
+    const AttentionKindReport& k = report.*kind.member;
+    for (const HeadMetric& m : head_metrics()) {
+      if ((k.*m.values).empty()) continue;
+      nlohmann::json& list = worst[kind.name][m.name] = nlohmann::json::array();
+      for (const HeadRank& head : worst_heads(report, k, m, kWorstHeads)) list.push_back(head_summary(report, k, head));
+    }
+  }
+  return {{"model", report.model},
+          {"sigmas", report.sigmas},
+          {"blocks", report.blocks},
+          {"heads", report.heads},
+          {"frames", report.frames},
+          {"probe_samples", report.probe_samples},
+          {"verdict", to_string(overall)},
+          {"blocks_worst_first", rank_blocks_worst_first(report)},
+          {"per_block", std::move(per_block)},
+          {"worst_heads", std::move(worst)}};
+}
+
+void write_report(const std::string& dir, const DiagnosticsReport& report, const Thresholds& thresholds,
+                  const DiagnosticsReport* before) {
+  std::filesystem::create_directories(dir);
+  write_diagnostics_h5(dir + "/diagnostics.h5", report);
+  write_file(dir + "/summary.json", summarize(report, thresholds).dump(2) + "\n");
+  write_report_html(dir, report, thresholds, before);
+}
+
+}  // namespace vdit

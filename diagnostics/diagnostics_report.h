@@ -1,0 +1,99 @@
+#pragma once
+// What one attention diagnosis measured (issue 5), and its outputs: diagnostics.h5 (every
+// number), summary.json (verdict and worst heads per block), heatmaps and report.html.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace vdit {
+
+struct Thresholds;
+
+// Every number of one diagnosis, indexed [timestep][block][head] (t, b, h).
+struct AttentionKindReport {      // one for self-attention, one for cross-attention
+  std::vector<double> entropy, sink_mass, top1_over_threshold, keys_for_90, keys_for_95; // size T*B*H
+  std::vector<double> frame_distance_mass;   // T*B*H*F (self only; empty for cross)
+  std::vector<double> sparsify_error;        // T*B (relative error of the block output)
+  std::vector<std::vector<int64_t>> sink_keys;   // per (t,b,h): top sink key indices
+  std::vector<std::string> sink_positions;       // per (t,b,h): "(f,row,col)" or "text 12 (padding)"
+  std::vector<double> structure_correlation;     // T*B*H: correlation of pooled maps across probe samples (self only)
+  // Per (t,b,h), row-major with pooled_size rows (may be empty). Cross-attention maps have
+  // fewer columns than rows when there are fewer text tokens than pooled rows.
+  std::vector<std::vector<double>> pooled_maps;
+  int64_t pooled_size = 0;
+};
+
+struct DiagnosticsReport {
+  std::vector<double> sigmas;    // probe noise levels (T)
+  int64_t blocks = 0, heads = 0, frames = 1;
+  int64_t probe_samples = 0;
+  AttentionKindReport self_attn, cross_attn;
+  std::string model;             // what was diagnosed (path / step)
+
+  int64_t timesteps() const { return static_cast<int64_t>(sigmas.size()); }
+  size_t index(int64_t t, int64_t b, int64_t h) const { return static_cast<size_t>((t * blocks + b) * heads + h); }
+};
+
+// A per-head metric: its name in diagnostics.h5, summary.json and threshold files, where it
+// lives, the range its heatmaps are coloured on (fixed, so before/after pictures compare) and
+// which end is degenerate.
+struct HeadMetric {
+  const char* name;
+  std::vector<double> AttentionKindReport::*values;
+  double lo, hi;
+  bool high_is_worse;
+  bool self_only;
+  const char* meaning;
+};
+const std::vector<HeadMetric>& head_metrics();
+const HeadMetric& head_metric(const std::string& name);  // throws for an unknown name
+
+// The two kinds by their names in files ("self_attn", "cross_attn").
+struct ReportKind {
+  const char* name;
+  AttentionKindReport DiagnosticsReport::*member;
+};
+const std::vector<ReportKind>& report_kinds();
+
+// Throws unless every vector of `report` has the size its counts imply (empty where optional).
+void check_report_shape(const DiagnosticsReport& report, const std::string& source = "diagnostics report");
+
+// Per (b, h): the mean over timesteps of a T*B*H metric.
+std::vector<double> mean_over_timesteps(const DiagnosticsReport& report, const std::vector<double>& values);
+
+struct HeadRank {
+  int block, head;
+  double value;  // mean over timesteps
+};
+// The `count` worst heads of one metric of one kind (mean over timesteps), worst first; only
+// those of `block` unless it is -1. NaN (not measured) ranks last.
+std::vector<HeadRank> worst_heads(const DiagnosticsReport& report, const AttentionKindReport& kind,
+                                  const HeadMetric& metric, size_t count, int block = -1);
+
+// How many worst heads summary.json lists per metric and report.html pictures.
+inline constexpr size_t kWorstHeads = 4;
+
+// diagnostics.h5: datasets KIND/entropy, sink_mass, top1_over_threshold, keys_for_90, keys_for_95
+// [T,B,H], KIND/sparsify_error [T,B], self_attn/frame_distance_mass [T,B,H,F],
+// self_attn/structure_correlation [T,B,H], KIND/sink_keys [T,B,H,K] (-1 where a head has fewer),
+// KIND/pooled_maps [T,B,H,P,cols]; attribute sink_positions on each KIND group (a JSON array);
+// root attributes sigmas (a JSON array), model, probe_samples, blocks, heads, frames.
+void write_diagnostics_h5(const std::string& path, const DiagnosticsReport& report);
+DiagnosticsReport read_diagnostics_h5(const std::string& path);
+
+// Per-block verdicts from thresholds (see thresholds.h) and the worst heads per metric.
+nlohmann::json summarize(const DiagnosticsReport& report, const Thresholds& thresholds);
+
+// Ranks blocks worst first: highest sink mass, then lowest entropy (self-attention, mean over
+// timesteps, max over heads) — used by --layers auto:K.
+std::vector<int> rank_blocks_worst_first(const DiagnosticsReport& report);
+
+// Writes DIR/diagnostics.h5, DIR/summary.json, DIR/*.png heatmaps (a blocks x heads grid per
+// metric per kind, mean over timesteps; pooled maps of the 4 worst heads), DIR/report.html.
+// `before` (optional) is shown side by side.
+void write_report(const std::string& dir, const DiagnosticsReport& report, const Thresholds& thresholds,
+                  const DiagnosticsReport* before = nullptr);
+
+}  // namespace vdit

@@ -1,0 +1,21 @@
+#pragma once
+// The probe-set flags `diagnose`, `retrain` and `tune-temperature` share.
+#include "diagnostics/diagnose.h"
+#include "tools/command.h"
+
+namespace vdit::cli {
+
+class DiagnoseFlags {
+ public:
+  explicit DiagnoseFlags(DiagnoseOptions& options, std::string& checks) : options_(options), checks_(checks) {}
+  void add_to(po::options_description& description);
+  // Parses --timesteps into options.sigmas (before any shift).
+  void finish();
+
+ private:
+  DiagnoseOptions& options_;
+  std::string& checks_;
+  std::string timesteps_ = "0.9,0.5,0.1";
+};
+
+}  // namespace vdit::cli
