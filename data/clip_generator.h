@@ -17,7 +17,7 @@ enum class ClipMotion { Left, Right, Up, Down };
 
 struct ClipColour {
   std::string name;
-  float rgb[3];
+  float rgb[3] = {};
 };
 // The colours clips are drawn in: saturated, far from the background's muted tones.
 const std::vector<ClipColour>& clip_colours();

@@ -205,6 +205,9 @@ void write_mp4(const std::string& path, const Tensor& frames, int fps) {
   FramePtr yuv = alloc_frame(width, height, AV_PIX_FMT_YUV420P, path);
   PacketPtr packet(checked_alloc(av_packet_alloc(), path));
   const auto mux = [&](AVPacket& p) {
+    // One frame per packet. Encoders need not set the duration (libx264 does not), and
+    // without it the MP4's edit list ends at the last frame's start, hiding that frame.
+    p.duration = 1;
     av_packet_rescale_ts(&p, encoder->time_base, stream->time_base);
     p.stream_index = stream->index;
     const int r = av_interleaved_write_frame(output.get(), &p);
@@ -254,7 +257,7 @@ Tensor decode_video(const std::string& path, int64_t frames, int64_t height, int
   FramePtr frame(checked_alloc(av_frame_alloc(), path));
   int64_t decoded = 0, kept = 0;
   const auto receive_frames = [&] {
-    int r;
+    int r = 0;
     while (kept < frames && (r = avcodec_receive_frame(decoder.get(), frame.get())) >= 0) {
       if (decoded++ % stride == 0) cropper.write(*frame, kept++);
       av_frame_unref(frame.get());

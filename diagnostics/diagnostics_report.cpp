@@ -161,6 +161,12 @@ const std::vector<ReportKind>& report_kinds() {
   return kinds;
 }
 
+const AttentionKindReport& kind_report(const DiagnosticsReport& report, const std::string& kind) {
+  for (const ReportKind& k : report_kinds())
+    if (kind == k.name) return report.*k.member;
+  VDIT_FAIL("unknown attention kind \"" << kind << "\" (self_attn, cross_attn)");
+}
+
 void check_report_shape(const DiagnosticsReport& r, const std::string& source) {
   VDIT_CHECK(r.timesteps() > 0 && r.blocks > 0 && r.heads > 0 && r.frames > 0,
              source << ": needs timesteps, blocks, heads and frames; got " << r.timesteps() << ", " << r.blocks << ", "

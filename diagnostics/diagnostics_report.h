@@ -56,6 +56,7 @@ struct ReportKind {
   AttentionKindReport DiagnosticsReport::*member;
 };
 const std::vector<ReportKind>& report_kinds();
+const AttentionKindReport& kind_report(const DiagnosticsReport& report, const std::string& kind);  // by name
 
 // Throws unless every vector of `report` has the size its counts imply (empty where optional).
 void check_report_shape(const DiagnosticsReport& report, const std::string& source = "diagnostics report");

@@ -1,5 +1,6 @@
 #include "diagnostics/report_html.h"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <iomanip>
@@ -19,7 +20,7 @@ table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 td.pass { background: #d8f0d8; } td.warn { background: #fbecb8; } td.fail { background: #f5c2c2; }
 figure { display: inline-block; margin: 0.5em 1.5em 1em 0; vertical-align: top; }
-figcaption { max-width: 32em; font-size: 0.9em; }
+figcaption { max-width: 20em; font-size: 0.9em; }
 .pair { display: flex; gap: 0.8em; }
 .pair img { border: 1px solid #999; image-rendering: pixelated; }
 .label, .legend { font-size: 0.8em; color: #555; }
@@ -130,14 +131,13 @@ struct BlockColumn {
 
 BlockColumn worst_head_column(const char* kind, const char* metric) {
   return {std::string(kind) + " " + metric + " (worst head)", [=](const DiagnosticsReport& r, int b) {
-            const AttentionKindReport& k = std::string(kind) == "self_attn" ? r.self_attn : r.cross_attn;
-            return worst_heads(r, k, head_metric(metric), 1, b).front().value;
+            return worst_heads(r, kind_report(r, kind), head_metric(metric), 1, b).front().value;
           }};
 }
 
 BlockColumn sparsify_column(const char* kind) {
   return {std::string(kind) + " sparsify_error", [=](const DiagnosticsReport& r, int b) {
-            const AttentionKindReport& k = std::string(kind) == "self_attn" ? r.self_attn : r.cross_attn;
+            const AttentionKindReport& k = kind_report(r, kind);
             if (k.sparsify_error.empty()) return double(NAN);
             double sum = 0.0;
             for (int64_t t = 0; t < r.timesteps(); ++t) sum += k.sparsify_error[static_cast<size_t>(t * r.blocks + b)];

@@ -193,8 +193,7 @@ std::vector<BlockVerdict> check_thresholds(const DiagnosticsReport& report, cons
   for (int64_t b = 0; b < report.blocks; ++b) {
     BlockVerdict v{static_cast<int>(b), Verdict::Pass, {}};
     for (const Check& c : checks) {
-      const AttentionKindReport& kind = c.kind == "self_attn" ? report.self_attn : report.cross_attn;
-      const Finding finding = judge_samples(report, c, samples_of(report, kind, c, b));
+      const Finding finding = judge_samples(report, c, samples_of(report, kind_report(report, c.kind), c, b));
       if (finding.verdict == Verdict::Pass) continue;
       v.verdict = std::max(v.verdict, finding.verdict);
       v.reasons.push_back(finding.reason);

@@ -10,7 +10,7 @@ namespace vdit {
 // Down(GELU_tanh(Up(x))).
 struct FeedForward {
   Linear up, down;
-  Tensor operator()(const Tensor& x) const { return down(gelu_tanh(up(x))); }
+  Tensor operator()(const Tensor& x) const;
 };
 
 struct WanBlock {

@@ -90,7 +90,7 @@ int run_make_dataset(int argc, char** argv) {
   if (vm.empty()) return 0;
   if (vm.count("videos") == vm.count("generate")) throw UsageError("give exactly one of --videos and --generate");
   if (vm.count("generate") && generate < 1) throw UsageError("--generate must be at least 1");
-  if (frames < 1) throw UsageError("--frames must be at least 1");
+  if (frames < 1 || text_dim < 1 || text_len < 1) throw UsageError("--frames, --text-dim and --text-len must be at least 1");
   const FrameSize frame = parse_size(size);
 
   std::vector<Clip> clips;
