@@ -290,6 +290,14 @@ std::vector<HeadStats> attention_statistics(const Tensor& q_in, const Tensor& k_
                                             const AttentionStatsOptions& options) {
   check_inputs(q_in, k_in, scale, temperature, grid, options);
   const Tensor q = q_in.to_f32(), k = k_in.to_f32();
+  // A NaN or infinity would make every statistic meaningless (and the bucketed selection of
+  // keys_for_90 index past its buckets): refuse it by name.
+  for (const Tensor* t : {&q, &k}) {
+    const float* p = t->data();
+    bool finite = true;
+    for (int64_t i = 0; i < t->numel(); ++i) finite &= std::isfinite(p[i]);
+    VDIT_CHECK(finite, "attention statistics: the " << (t == &q ? "queries" : "keys") << " are not finite");
+  }
   const int64_t n_q = q.size(0), n_k = k.size(0), heads = q.size(1), head_dim = q.size(2);
   const int64_t ld = heads * head_dim, block = std::min(options.query_block, n_q);
   const MapLayout layout{n_q, n_k, grid, options, TokenGroups(n_q, std::min(options.max_pooled, n_q)),

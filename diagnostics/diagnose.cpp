@@ -31,9 +31,12 @@ class StatsProbe : public AttentionProbe {
   StatsProbe(const TokenGrid& grid, const AttentionStatsOptions& options) : grid_(grid), options_(options) {}
   Tensor observe(const AttentionCall& call) override {
     const bool self = call.kind == AttentionKind::Self;
-    (self ? self_ : cross_) =
-        attention_statistics(sample_heads(call.q), sample_heads(call.k), attention_scale(call.options, call.q),
+    try {
+      (self ? self_ : cross_) = attention_statistics(sample_heads(call.q), sample_heads(call.k), attention_scale(call.options, call.q),
                              temperatures(call.options, call.q.size(2)), self ? &grid_ : nullptr, options_);
+    } catch (const Error& e) {
+      VDIT_FAIL("block " << call.block << " " << (self ? "self" : "cross") << "-attention: " << e.what());
+    }
     return {};
   }
   std::vector<HeadStats> self_, cross_;

@@ -2,8 +2,10 @@
 // block and head are ranked first; the command writes the report; auto:K retrains that block.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
+#include "autograd/check.h"
 #include "data/latent_dataset.h"
 #include "data/model_io.h"
 #include "diagnostics/diagnose.h"
@@ -101,6 +103,21 @@ TEST(Diagnose, PlantedSinkIsFoundAndRankedFirst) {
   ASSERT_EQ(worst.size(), 1u);
   EXPECT_EQ(worst[0].block, 0);
   EXPECT_EQ(worst[0].head, 0);
+}
+
+TEST(Diagnose, NonFiniteActivationsAreAClearError) {
+  ScratchDir dir;
+  Tensor latents = Tensor::zeros({4, 1, 8, 8});
+  latents.data()[7] = NAN;
+  write_latent_dataset(dir / "nan.h5", {{latents, Tensor::zeros({3, 6}), "nan"}});
+  const VDiT model(small_config(), planted_sink_params());
+  try {
+    diagnose(model, LatentDataset::open({dir / "nan.h5"}), DiagnoseOptions{});
+    FAIL() << "NaN activations were diagnosed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("block 0 self-attention: attention statistics: the queries are not finite"),
+              std::string::npos) << e.what();
+  }
 }
 
 TEST(Diagnose, CommandWritesTheReportAndAutoPicksTheSinkBlock) {
