@@ -48,11 +48,20 @@ VDiTConfig VDiTConfig::tiny() {
   return c;
 }
 
+VDiTConfig VDiTConfig::pixel_tiny() {
+  VDiTConfig c = tiny();
+  c.in_dim = 3;
+  c.out_dim = 3;
+  c.text_len = 16;
+  return c;
+}
+
 VDiTConfig VDiTConfig::preset(const std::string& name) {
   if (name == "tiny") return tiny();
+  if (name == "pixel-tiny") return pixel_tiny();
   if (name == "wan-1.3b") return wan_1_3b();
   if (name == "wan-14b") return wan_14b();
-  VDIT_FAIL("unknown preset '" << name << "' (known: tiny, wan-1.3b, wan-14b)");
+  VDIT_FAIL("unknown preset '" << name << "' (known: tiny, pixel-tiny, wan-1.3b, wan-14b)");
 }
 
 std::vector<ParamSpec> wan_block_parameter_specs(const VDiTConfig& c, int i) {

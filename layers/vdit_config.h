@@ -36,7 +36,9 @@ struct VDiTConfig {
   static VDiTConfig wan_14b();
   // A small model of the same architecture for demos and tests (about 1M parameters).
   static VDiTConfig tiny();
-  // "tiny", "wan-1.3b" or "wan-14b"; vdit::Error listing them otherwise.
+  // tiny in pixel space: RGB frames in [-1, 1] (in_dim = out_dim = 3), 16 caption words.
+  static VDiTConfig pixel_tiny();
+  // "tiny", "pixel-tiny", "wan-1.3b" or "wan-14b"; vdit::Error listing them otherwise.
   static VDiTConfig preset(const std::string& name);
 };
 

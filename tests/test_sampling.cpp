@@ -1,10 +1,14 @@
 // The Euler flow-matching sampler against the same steps done by hand.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "autograd/random.h"
+#include "data/hdf5_file.h"
 #include "autograd/tape.h"
 #include "layers/init.h"
 #include "tests/autograd_testing.h"
+#include "tests/fixtures.h"
 #include "train/flow_matching.h"
 #include "train/sampling.h"
 
@@ -70,6 +74,25 @@ TEST(Sampling, UnconditionalAndUnguidedUseOneCallPerStep) {
   const Tensor x = noise.normal_tensor({1, 3, 1, 2, 2});
   const Tensor v = model.forward(x, {1000.0}, Tensor::zeros({1, 5, 6}));
   EXPECT_EQ(testing::bit_pattern(got), testing::bit_pattern(reshape(sub(x, v), {3, 1, 2, 2})));
+}
+
+TEST(SampleCommand, WritesAnMp4ForPixelModelsAndLatentsOtherwise) {
+  testing::ScratchDir dir;
+  ASSERT_EQ(testing::run_vditkit("create --preset pixel-tiny --layers 1 --out " + dir / "pixel.h5").exit_code, 0);
+  const testing::CommandResult video = testing::run_vditkit(
+      "sample --model " + dir / "pixel.h5" + " --prompt 'a red square moves left' --frames 2 --size 8x8 --steps 2 --out " +
+      dir / "v.mp4");
+  ASSERT_EQ(video.exit_code, 0) << video.output;
+  EXPECT_TRUE(std::filesystem::exists(dir / "v.mp4"));
+  ASSERT_EQ(testing::run_vditkit("create --preset tiny --layers 1 --out " + dir / "latent.h5").exit_code, 0);
+  const testing::CommandResult refused =
+      testing::run_vditkit("sample --model " + dir / "latent.h5" + " --steps 1 --out " + dir / "x.mp4");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.output.find("MP4 needs a pixel-space model"), std::string::npos) << refused.output;
+  const testing::CommandResult latents = testing::run_vditkit(
+      "sample --model " + dir / "latent.h5" + " --frames 1 --size 4x4 --steps 1 --guidance 1 --out " + dir / "x.h5");
+  ASSERT_EQ(latents.exit_code, 0) << latents.output;
+  EXPECT_EQ(Hdf5File(dir / "x.h5", Hdf5File::Mode::Read).shape("latents"), (Shape{16, 1, 4, 4}));
 }
 
 }  // namespace

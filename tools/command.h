@@ -33,4 +33,11 @@ po::variables_map parse_options(int argc, char** argv, const std::string& usage,
                                 const po::options_description& options,
                                 const po::positional_options_description& positional = {});
 
+// A --size HxW value (frames or latents).
+struct FrameSize {
+  int64_t height = 0, width = 0;
+};
+// UsageError unless `text` is HxW with positive H and W.
+FrameSize parse_size(const std::string& text);
+
 }  // namespace vdit::cli

@@ -16,7 +16,7 @@ int run_create(int argc, char** argv) {
   int64_t layers = 0;
   bool bf16 = false;
   options.add_options()
-      ("preset", po::value(&preset)->default_value("tiny"), "architecture: tiny, wan-1.3b or wan-14b")
+      ("preset", po::value(&preset)->default_value("tiny"), "architecture: tiny, pixel-tiny, wan-1.3b or wan-14b")
       ("layers", po::value(&layers)->default_value(0), "number of blocks (0: the preset's)")
       ("seed", po::value(&seed)->default_value(0), "initialisation seed")
       ("layout", po::value(&layout)->default_value("original"), "safetensors key layout: original or diffusers")

@@ -2,6 +2,7 @@
 // are reported here once, as one line naming the subcommand, with a non-zero exit.
 #include <cstring>
 #include <iostream>
+#include <regex>
 
 #include "autograd/blas.h"
 #include "autograd/check.h"
@@ -37,6 +38,13 @@ po::variables_map parse_options(int argc, char** argv, const std::string& usage,
     throw UsageError(std::string(e.what()) + "\nusage: " + usage);
   }
   return vm;
+}
+
+FrameSize parse_size(const std::string& text) {
+  std::smatch m;
+  if (!std::regex_match(text, m, std::regex("(\\d{1,5})x(\\d{1,5})")) || std::stoll(m[1]) == 0 || std::stoll(m[2]) == 0)
+    throw UsageError("--size must be HxW with positive H and W, e.g. 32x32; got '" + text + "'");
+  return {std::stoll(m[1]), std::stoll(m[2])};
 }
 
 namespace {

@@ -57,17 +57,6 @@ std::string read_caption(const std::string& video) {
   return caption;
 }
 
-struct FrameSize {
-  int64_t height = 0, width = 0;
-};
-
-FrameSize parse_size(const std::string& text) {
-  std::smatch m;
-  if (!std::regex_match(text, m, std::regex("(\\d{1,5})x(\\d{1,5})")) || std::stoll(m[1]) == 0 || std::stoll(m[2]) == 0)
-    throw UsageError("--size must be HxW with positive H and W, e.g. 32x32; got '" + text + "'");
-  return {std::stoll(m[1]), std::stoll(m[2])};
-}
-
 int run_make_dataset(int argc, char** argv) {
   std::vector<std::string> videos;
   int64_t generate = 0, frames = 0, text_dim = 64, text_len = 16, stride = 1;
