@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "autograd/check.h"
+#include "data/file_list.h"
 #include "data/hdf5_file.h"
 
 namespace vdit {
@@ -16,21 +17,7 @@ namespace fs = std::filesystem;
 // The .h5 files `paths` name: files as given, each directory replaced by its *.h5, sorted.
 std::vector<std::string> h5_files(const std::vector<std::string>& paths) {
   VDIT_CHECK(!paths.empty(), "no dataset files given");
-  std::vector<std::string> files;
-  for (const std::string& path : paths) {
-    VDIT_CHECK(fs::exists(path), path << ": no such file or directory");
-    if (!fs::is_directory(path)) {
-      files.push_back(path);
-      continue;
-    }
-    std::vector<std::string> inside;
-    for (const fs::directory_entry& e : fs::directory_iterator(path))
-      if (e.is_regular_file() && e.path().extension() == ".h5") inside.push_back(e.path().string());
-    VDIT_CHECK(!inside.empty(), path << ": directory holds no .h5 files");
-    std::sort(inside.begin(), inside.end());
-    files.insert(files.end(), inside.begin(), inside.end());
-  }
-  return files;
+  return expand_directories(paths, [](const fs::path& p) { return p.extension() == ".h5"; }, ".h5 files");
 }
 
 // The shape of array `name` of the sample group `group`, which must have `rank` non-empty axes.

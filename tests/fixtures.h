@@ -8,7 +8,10 @@
 #include <filesystem>
 #include <string>
 
+#include "autograd/random.h"
 #include "autograd/tensor.h"
+#include "layers/init.h"
+#include "layers/vdit_config.h"
 
 namespace vdit::testing {
 
@@ -76,6 +79,34 @@ inline double max_abs(const Tensor& t) {
 // max |a - b| / max |b|: the error of `actual` at the scale of `expected`.
 inline double relative_error(const Tensor& actual, const Tensor& expected) {
   return max_abs_difference(actual, expected) / std::max(max_abs(expected), 1e-30);
+}
+
+// A small Wan configuration for model tests; the tests name these shapes in their expectations.
+struct SmallConfig {
+  int64_t dim, ffn_dim, num_heads, num_layers;
+  int64_t in_dim = 4, text_dim = 6, text_len = 5, freq_dim = 8;
+};
+
+inline VDiTConfig small_config(const SmallConfig& s) {
+  VDiTConfig c;
+  c.dim = s.dim;
+  c.ffn_dim = s.ffn_dim;
+  c.num_heads = s.num_heads;
+  c.num_layers = s.num_layers;
+  c.in_dim = c.out_dim = s.in_dim;
+  c.text_dim = s.text_dim;
+  c.text_len = s.text_len;
+  c.freq_dim = s.freq_dim;
+  return c;
+}
+
+// Wan's initialisation with a random output head instead of its zero one, which would make
+// the output constant and leave every block without a gradient.
+inline ParameterMap params_with_random_head(const VDiTConfig& config, uint64_t seed, float head_std) {
+  ParameterMap p = init_wan_parameters(config, seed);
+  Rng rng(seed + 100);
+  p["head.head.weight"] = rng.normal_tensor(p["head.head.weight"].shape(), head_std);
+  return p;
 }
 
 }  // namespace vdit::testing

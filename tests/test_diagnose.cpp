@@ -21,19 +21,7 @@ using testing::ScratchDir;
 
 constexpr int64_t kSinkToken = 5;  // (frame 0, row 1, column 1) of a 4 x 4 token grid
 
-VDiTConfig small_config() {
-  VDiTConfig c;
-  c.dim = 24;
-  c.ffn_dim = 32;
-  c.freq_dim = 8;
-  c.num_heads = 2;
-  c.num_layers = 3;
-  c.in_dim = 4;
-  c.out_dim = 4;
-  c.text_dim = 6;
-  c.text_len = 5;
-  return c;
-}
+VDiTConfig small_config() { return testing::small_config({.dim = 24, .ffn_dim = 32, .num_heads = 2, .num_layers = 3}); }
 
 // Block 0, head 0 gets a sink at kSinkToken. The patch embedding copies latent channel 0 to
 // width 0 and channel 1 to width 1; the data mark every token with channel 0 except the sink
@@ -43,9 +31,7 @@ VDiTConfig small_config() {
 // (the frame pairs), so every query puts its mass on the sink.
 ParameterMap planted_sink_params() {
   const VDiTConfig c = small_config();
-  ParameterMap p = init_wan_parameters(c, 2);
-  Rng rng(3);
-  p["head.head.weight"] = rng.normal_tensor(p["head.head.weight"].shape(), 0.2f);
+  ParameterMap p = testing::params_with_random_head(c, 2, 0.2f);
   Tensor patch = Tensor::zeros(p["patch_embedding.weight"].shape());
   patch.data()[0 * (4 * 4) + 0] = 1.0f;      // [0, 0, 0, 0, 0]: width 0 <- channel 0
   patch.data()[1 * 16 + 1 * 4 + 0] = 1.0f;   // [1, 1, 0, 0, 0]: width 1 <- channel 1

@@ -20,27 +20,9 @@ using testing::CommandResult;
 using testing::run_vditkit;
 using testing::ScratchDir;
 
-VDiTConfig small_config() {
-  VDiTConfig c;
-  c.dim = 16;
-  c.ffn_dim = 24;
-  c.freq_dim = 8;
-  c.num_heads = 2;
-  c.num_layers = 2;
-  c.in_dim = 4;
-  c.out_dim = 4;
-  c.text_dim = 6;
-  c.text_len = 5;
-  return c;
-}
+VDiTConfig small_config() { return testing::small_config({.dim = 16, .ffn_dim = 24, .num_heads = 2, .num_layers = 2}); }
 
-// A model whose head is not zero (Wan's init zeroes it), so that velocities carry information.
-ParameterMap small_params() {
-  ParameterMap p = init_wan_parameters(small_config(), 7);
-  Rng rng(3);
-  p["head.head.weight"] = rng.normal_tensor(p["head.head.weight"].shape(), 0.2f);
-  return p;
-}
+ParameterMap small_params() { return testing::params_with_random_head(small_config(), 7, 0.2f); }
 
 void write_input(const std::string& path, const Shape& latents, const Shape& context, float timestep = 500.0f) {
   Rng rng(11);

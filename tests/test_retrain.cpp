@@ -28,26 +28,13 @@ using testing::run_vditkit;
 using testing::ScratchDir;
 
 VDiTConfig tiny_config() {
-  VDiTConfig c;
-  c.dim = 32;
-  c.ffn_dim = 64;
-  c.freq_dim = 16;
-  c.num_heads = 2;
-  c.num_layers = 3;
-  c.in_dim = 4;
-  c.out_dim = 4;
-  c.text_dim = 8;
-  c.text_len = 6;
-  return c;
+  return testing::small_config({.dim = 32, .ffn_dim = 64, .num_heads = 2, .num_layers = 3, .text_dim = 8, .text_len = 6, .freq_dim = 16});
 }
 
 // A fresh model and a synthetic dataset in `dir`: model.h5 and data.h5. The head is drawn
 // at random (Wan's init zeroes it, which would leave every block without a gradient).
 void write_model_and_data(const ScratchDir& dir, int64_t samples = 12) {
-  ParameterMap params = init_wan_parameters(tiny_config(), 1);
-  Rng rng(2);
-  params["head.head.weight"] = rng.normal_tensor(params["head.head.weight"].shape(), 0.1f);
-  save_model(dir / "model.h5", tiny_config(), params, ModelFormat::H5);
+  save_model(dir / "model.h5", tiny_config(), testing::params_with_random_head(tiny_config(), 1, 0.1f), ModelFormat::H5);
   SyntheticDataSpec spec;
   spec.samples = samples;
   spec.channels = 4;

@@ -15,26 +15,9 @@
 namespace vdit {
 namespace {
 
-VDiTConfig small_config() {
-  VDiTConfig c;
-  c.dim = 24;
-  c.ffn_dim = 32;
-  c.freq_dim = 8;
-  c.num_heads = 2;
-  c.num_layers = 2;
-  c.in_dim = 3;
-  c.out_dim = 3;
-  c.text_dim = 6;
-  c.text_len = 5;
-  return c;
-}
+VDiTConfig small_config() { return testing::small_config({.dim = 24, .ffn_dim = 32, .num_heads = 2, .num_layers = 2, .in_dim = 3}); }
 
-VDiT small_model() {
-  ParameterMap p = init_wan_parameters(small_config(), 3);
-  Rng rng(4);
-  p["head.head.weight"] = rng.normal_tensor(p["head.head.weight"].shape(), 0.3f);
-  return VDiT(small_config(), p);
-}
+VDiT small_model() { return VDiT(small_config(), testing::params_with_random_head(small_config(), 3, 0.3f)); }
 
 TEST(Sampling, TwoGuidedStepsMatchTheEquations) {
   const VDiT model = small_model();

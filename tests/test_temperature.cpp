@@ -24,26 +24,10 @@ using testing::run_vditkit;
 using testing::ScratchDir;
 
 VDiTConfig small_config() {
-  VDiTConfig c;
-  c.dim = 32;
-  c.ffn_dim = 48;
-  c.freq_dim = 16;
-  c.num_heads = 2;
-  c.num_layers = 3;
-  c.in_dim = 4;
-  c.out_dim = 4;
-  c.text_dim = 8;
-  c.text_len = 6;
-  return c;
+  return testing::small_config({.dim = 32, .ffn_dim = 48, .num_heads = 2, .num_layers = 3, .text_dim = 8, .text_len = 6, .freq_dim = 16});
 }
 
-// Wan's init zeroes the head; a random one makes every block matter to the output.
-ParameterMap small_params(uint64_t seed = 1) {
-  ParameterMap p = init_wan_parameters(small_config(), seed);
-  Rng rng(seed + 100);
-  p["head.head.weight"] = rng.normal_tensor(p["head.head.weight"].shape(), 0.3f);
-  return p;
-}
+ParameterMap small_params(uint64_t seed = 1) { return testing::params_with_random_head(small_config(), seed, 0.3f); }
 
 Tensor run(const VDiT& model) {
   Rng rng(9);

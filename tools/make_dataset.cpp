@@ -11,6 +11,7 @@
 
 #include "autograd/check.h"
 #include "data/clip_generator.h"
+#include "data/file_list.h"
 #include "data/latent_dataset.h"
 #include "data/text_embedding_table.h"
 #include "data/video_io.h"
@@ -24,24 +25,8 @@ namespace fs = std::filesystem;
 // The videos `paths` name: files as given, each directory replaced by its files (sorted),
 // leaving out caption sidecars and hidden files.
 std::vector<std::string> video_files(const std::vector<std::string>& paths) {
-  std::vector<std::string> files;
-  for (const std::string& path : paths) {
-    VDIT_CHECK(fs::exists(path), path << ": no such file or directory");
-    if (!fs::is_directory(path)) {
-      files.push_back(path);
-      continue;
-    }
-    std::vector<std::string> inside;
-    for (const fs::directory_entry& e : fs::directory_iterator(path)) {
-      const fs::path& p = e.path();
-      if (e.is_regular_file() && p.extension() != ".txt" && p.filename().string().front() != '.')
-        inside.push_back(p.string());
-    }
-    VDIT_CHECK(!inside.empty(), path << ": directory holds no videos");
-    std::sort(inside.begin(), inside.end());
-    files.insert(files.end(), inside.begin(), inside.end());
-  }
-  return files;
+  return expand_directories(
+      paths, [](const fs::path& p) { return p.extension() != ".txt" && p.filename().string().front() != '.'; }, "videos");
 }
 
 // The caption of `video`: its sidecar, the same name with .txt for an extension, trimmed.
