@@ -6,8 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <string>
 
+#include "autograd/check.h"
 #include "autograd/random.h"
 #include "autograd/tensor.h"
 #include "layers/init.h"
@@ -79,6 +81,16 @@ inline double max_abs(const Tensor& t) {
 // max |a - b| / max |b|: the error of `actual` at the scale of `expected`.
 inline double relative_error(const Tensor& actual, const Tensor& expected) {
   return max_abs_difference(actual, expected) / std::max(max_abs(expected), 1e-30);
+}
+
+// The message of the vdit::Error `f` throws; empty (so every substring check fails) if none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 // A small Wan configuration for model tests; the tests name these shapes in their expectations.

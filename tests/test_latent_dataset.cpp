@@ -35,15 +35,7 @@ LatentSample ramp_sample(const Shape& latents, int64_t context_len, float start,
   return {ramp(latents, start), ramp({context_len, 3}, -start), prompt};
 }
 
-// The message of the vdit::Error `f` throws; empty (so every substring check fails) if none.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 std::string open_error(const std::string& path) {
   return error_of([&] { LatentDataset::open({path}); });

@@ -15,6 +15,7 @@
 #include "autograd/check.h"
 #include "autograd/random.h"
 #include "data/safetensors.h"
+#include "tests/fixtures.h"
 
 namespace vdit {
 namespace {
@@ -60,15 +61,7 @@ void write_raw(const std::string& path, const std::string& header, const std::st
   write_bytes(path, le64(header.size()) + header + data);
 }
 
-// The message of the vdit::Error `f` throws; empty (so every substring check fails) if none.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 std::string open_error(const std::string& path) {
   return error_of([&] { SafetensorsFile::open(path); });

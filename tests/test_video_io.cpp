@@ -38,14 +38,7 @@ constexpr const char* kFfprobe = "/usr/bin/ffprobe";
 #define SKIP_WITHOUT(tool) \
   if (!fs::exists(tool)) GTEST_SKIP() << tool << " is not installed"
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 std::string read_bytes(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
