@@ -90,6 +90,9 @@ int run_training(const RetrainOptions& o, const std::string& what) {
             << trainable << " parameters) of " << (o.resume.empty() ? o.model : o.resume) << " on "
             << trainer.data().size() << " samples"
             << (o.resume.empty() ? "" : " from step " + std::to_string(trainer.current_step())) << "\n";
+  std::string blocks;
+  for (int b : trainer.trained_blocks()) blocks += (blocks.empty() ? "" : ", ") + std::to_string(b);
+  if (!blocks.empty()) std::cout << "trained blocks: " << blocks << "\n";
   const RetrainSummary summary = trainer.run(stderr);
   std::cout << "steps " << summary.start_step << " -> " << summary.end_step << ": loss " << summary.first_loss
             << " -> smoothed " << summary.last_smoothed_loss << "\n"

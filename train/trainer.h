@@ -50,6 +50,8 @@ class Retrainer {
   const LatentDataset& data() const { return data_; }
   const std::vector<TrainableParameter>& trainable() const { return optimizer_->parameters(); }
   const RetrainOptions& options() const { return options_; }
+  // Blocks with a trainable parameter.
+  std::vector<int> trained_blocks() const;
   // The learnt temperatures (of a temperature-tuning run) with the base model's identity.
   Adapter adapter() const;
 
@@ -57,8 +59,6 @@ class Retrainer {
   [[noreturn]] void fail_not_finite(const std::string& what) const;
   // Diagnoses the model as it is now, with the run's probe settings.
   DiagnosticsReport diagnose_now(const std::string& label) const;
-  // Blocks with a trainable parameter.
-  std::vector<int> trained_blocks() const;
 
   RetrainOptions options_;
   std::unique_ptr<VDiT> model_;
