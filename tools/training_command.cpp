@@ -93,6 +93,7 @@ int run_training(const RetrainOptions& o, const std::string& what) {
   std::string blocks;
   for (int b : trainer.trained_blocks()) blocks += (blocks.empty() ? "" : ", ") + std::to_string(b);
   if (!blocks.empty()) std::cout << "trained blocks: " << blocks << "\n";
+  std::cout.flush();  // before the progress line on stderr
   const RetrainSummary summary = trainer.run(stderr);
   std::cout << "steps " << summary.start_step << " -> " << summary.end_step << ": loss " << summary.first_loss
             << " -> smoothed " << summary.last_smoothed_loss << "\n"
