@@ -243,7 +243,7 @@ Tensor Tensor::grad() const {
   return impl_->slot && impl_->slot->grad ? Tensor(impl_->slot->grad) : Tensor();
 }
 
-void Tensor::zero_grad() {
+void Tensor::zero_grad() const {
   if (impl_->slot) impl_->slot->grad.reset();
 }
 

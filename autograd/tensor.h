@@ -87,7 +87,9 @@ class Tensor {
   bool requires_grad() const { return impl_->requires_grad; }
   Tensor& set_requires_grad(bool value);
   Tensor grad() const;  // undefined until a backward pass reaches this tensor
-  void zero_grad();
+  // Drops the accumulated gradient. Const like every handle operation on shared state: the
+  // gradient lives with the storage, not with this handle.
+  void zero_grad() const;
   // The slot a backward closure adds this tensor's gradient into; null when none is needed.
   GradRef grad_ref() const;
 

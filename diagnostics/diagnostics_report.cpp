@@ -299,11 +299,11 @@ nlohmann::json summarize(const DiagnosticsReport& report, const Thresholds& thre
 }
 
 void write_report(const std::string& dir, const DiagnosticsReport& report, const Thresholds& thresholds,
-                  const DiagnosticsReport* before) {
+                  const DiagnosticsReport* before, const std::string& extra_html) {
   std::filesystem::create_directories(dir);
   write_diagnostics_h5(dir + "/diagnostics.h5", report);
   write_file(dir + "/summary.json", summarize(report, thresholds).dump(2) + "\n");
-  write_report_html(dir, report, thresholds, before);
+  write_report_html(dir, report, thresholds, before, extra_html);
 }
 
 }  // namespace vdit

@@ -95,6 +95,6 @@ std::vector<int> rank_blocks_worst_first(const DiagnosticsReport& report);
 // metric per kind, mean over timesteps; pooled maps of the 4 worst heads), DIR/report.html.
 // `before` (optional) is shown side by side.
 void write_report(const std::string& dir, const DiagnosticsReport& report, const Thresholds& thresholds,
-                  const DiagnosticsReport* before = nullptr);
+                  const DiagnosticsReport* before = nullptr, const std::string& extra_html = "");
 
 }  // namespace vdit

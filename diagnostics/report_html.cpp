@@ -207,7 +207,7 @@ void worst_heads_section(std::ostream& html, const DiagnosticsReport& r, const D
 }  // namespace
 
 void write_report_html(const std::string& dir, const DiagnosticsReport& r, const Thresholds& thresholds,
-                       const DiagnosticsReport* before) {
+                       const DiagnosticsReport* before, const std::string& extra_html) {
   VDIT_CHECK(!before || (before->blocks == r.blocks && before->heads == r.heads),
              "report: the before diagnosis has " << before->blocks << " blocks x " << before->heads << " heads, this one "
                                                  << r.blocks << " x " << r.heads << "; they cannot be compared");
@@ -221,7 +221,7 @@ void write_report_html(const std::string& dir, const DiagnosticsReport& r, const
   for (double s : r.sigmas) html << number(s) << " ";
   html << "</td></tr><tr><th>blocks x heads</th><td>" << r.blocks << " x " << r.heads << "</td></tr><tr><th>frames"
        << "</th><td>" << r.frames << "</td></tr><tr><th>probe samples</th><td>" << r.probe_samples
-       << "</td></tr></table>\n<h2>Verdicts per block</h2>\n<p>Numbers are means over the probe timesteps"
+       << "</td></tr></table>\n" << extra_html << "<h2>Verdicts per block</h2>\n<p>Numbers are means over the probe timesteps"
        << (before ? "; before &rarr; after" : "") << ".</p>\n";
   verdict_table(html, r, thresholds, before);
 

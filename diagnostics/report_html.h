@@ -13,7 +13,8 @@
 namespace vdit {
 
 // Writes DIR/report.html and the PNGs it shows (those of `before` prefixed "before_").
+// `extra_html` (e.g. a training run's loss curve and samples) goes in after the summary table.
 void write_report_html(const std::string& dir, const DiagnosticsReport& report, const Thresholds& thresholds,
-                       const DiagnosticsReport* before = nullptr);
+                       const DiagnosticsReport* before = nullptr, const std::string& extra_html = "");
 
 }  // namespace vdit

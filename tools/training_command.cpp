@@ -47,7 +47,9 @@ void TrainingFlags::add_to(po::options_description& d) {
       ("out", po::value(&o.out), "run directory: checkpoints and train_log.jsonl (default: beside --resume)")
       ("resume", po::value(&o.resume), "continue from this checkpoint directory, exactly")
       ("no-diagnostics", po::bool_switch(&no_diagnostics_), "skip the attention diagnostics of the start and each checkpoint")
-      ("stop-on-fail", po::bool_switch(&o.stop_on_fail), "stop when a retrained block fails its diagnostic checks");
+      ("stop-on-fail", po::bool_switch(&o.stop_on_fail), "stop when a retrained block fails its diagnostic checks")
+      ("validation-samples", po::value(&o.validation_samples)->default_value(o.validation_samples),
+       "pixel-space models: clips sampled with the first probe captions into each checkpoint's report");
   probe_.add_to(d);
 }
 

@@ -54,7 +54,8 @@ nlohmann::json RetrainOptions::run_config() const {
           {"sparse_keep", diagnose.sparse_keep},
           {"sink_threshold", diagnose.stats.sink_threshold},
           {"diagnostic_checks", diagnostic_checks},
-          {"stop_on_fail", stop_on_fail}};
+          {"stop_on_fail", stop_on_fail},
+          {"validation_samples", validation_samples}};
 }
 
 RetrainOptions RetrainOptions::from_run_config(const nlohmann::json& c) {
@@ -102,6 +103,7 @@ RetrainOptions RetrainOptions::from_run_config(const nlohmann::json& c) {
     o.diagnose.stats.sink_threshold = c.at("sink_threshold");
     o.diagnostic_checks = c.at("diagnostic_checks");
     o.stop_on_fail = c.at("stop_on_fail");
+    o.validation_samples = c.at("validation_samples");
   } catch (const nlohmann::json::exception& e) {
     VDIT_FAIL("run config: " << e.what());
   }

@@ -54,6 +54,7 @@ struct RetrainOptions {
   DiagnoseOptions diagnose;           // sigmas here are before the shift; the run's --shift applies
   std::string diagnostic_checks;      // thresholds file; empty: the shipped defaults
   bool stop_on_fail = false;          // end the run when a retrained block fails its checks
+  int64_t validation_samples = 2;     // pixel-space models: clips sampled into each checkpoint's report
   std::string out;                    // run directory
   std::string resume;                 // checkpoint directory to continue from
 

@@ -15,6 +15,7 @@
 #include "train/checkpoint_dir.h"
 #include "train/layer_selection.h"
 #include "train/progress.h"
+#include "train/run_report.h"
 #include "train/trainable.h"
 
 namespace vdit {
@@ -187,7 +188,7 @@ std::vector<int> Retrainer::trained_blocks() const {
 
 void Retrainer::fail_not_finite(const std::string& what) const {
   Tape::clear();
-  for (const TrainableParameter& p : trainable()) const_cast<Tensor&>(p.value).zero_grad();
+  for (const TrainableParameter& p : trainable()) p.value.zero_grad();
   VDIT_FAIL("step " << state_.step + 1 << ": " << what << " while training --layers " << options_.layers
                     << "; last good checkpoint: " << (last_checkpoint_.empty() ? "none written yet" : last_checkpoint_));
 }
@@ -229,7 +230,7 @@ nlohmann::json Retrainer::step() {
   }
   const double lr = options_.lr.at(state_.step);
   optimizer_->step(lr);
-  for (const TrainableParameter& p : trainable()) const_cast<Tensor&>(p.value).zero_grad();
+  for (const TrainableParameter& p : trainable()) p.value.zero_grad();
   ++state_.step;
   const double loss = loss_sum / static_cast<double>(options_.grad_accum);
   state_.smoothed_loss = state_.step == 1 ? loss : 0.9 * state_.smoothed_loss + 0.1 * loss;
@@ -263,7 +264,10 @@ std::string Retrainer::save_checkpoint() {
     if (options_.tune_temperature) write_adapter((fs::path(dir) / "adapter.h5").string(), adapter());
     if (options_.diagnostics) {
       const DiagnosticsReport report = diagnose_now("step " + std::to_string(state_.step));
-      write_report(dir, report, thresholds_, start_report_.get());
+      const std::string extra = loss_curve_html(train_log_path(options_.out)) +
+                                validation_samples_html(*model_, data_, options_.validation_samples,
+                                                        options_.flow.shift, dir);
+      write_report(dir, report, thresholds_, start_report_.get(), extra);
       last_verdicts_ = check_thresholds(report, thresholds_);
     }
   });
