@@ -12,6 +12,7 @@
 #include "autograd/check.h"
 #include "autograd/random.h"
 #include "autograd/tensor.h"
+#include "data/synthetic_data.h"
 #include "layers/init.h"
 #include "layers/vdit_config.h"
 
@@ -119,6 +120,18 @@ inline ParameterMap params_with_random_head(const VDiTConfig& config, uint64_t s
   Rng rng(seed + 100);
   p["head.head.weight"] = rng.normal_tensor(p["head.head.weight"].shape(), head_std);
   return p;
+}
+
+// Synthetic samples for the small models: latents [4, 1, 4, 4] (four tokens), context [4, 8].
+inline std::vector<LatentSample> small_synthetic_samples(int64_t count) {
+  SyntheticDataSpec spec;
+  spec.samples = count;
+  spec.channels = 4;
+  spec.height = 4;
+  spec.width = 4;
+  spec.context_len = 4;
+  spec.text_dim = 8;
+  return make_synthetic_samples(spec);
 }
 
 }  // namespace vdit::testing

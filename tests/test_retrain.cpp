@@ -35,14 +35,7 @@ VDiTConfig tiny_config() {
 // at random (Wan's init zeroes it, which would leave every block without a gradient).
 void write_model_and_data(const ScratchDir& dir, int64_t samples = 12) {
   save_model(dir / "model.h5", tiny_config(), testing::params_with_random_head(tiny_config(), 1, 0.1f), ModelFormat::H5);
-  SyntheticDataSpec spec;
-  spec.samples = samples;
-  spec.channels = 4;
-  spec.height = 4;
-  spec.width = 4;
-  spec.context_len = 4;
-  spec.text_dim = 8;
-  write_latent_dataset(dir / "data.h5", make_synthetic_samples(spec));
+  write_latent_dataset(dir / "data.h5", testing::small_synthetic_samples(samples));
 }
 
 RetrainOptions base_options(const ScratchDir& dir, const std::string& out) {
@@ -181,14 +174,7 @@ TEST(Retrain, InterruptedRunResumesBitIdentically) {
 TEST(Retrain, NonFiniteLossStopsTheRunNamingStepLayersAndCheckpoint) {
   ScratchDir dir;
   write_model_and_data(dir, 4);
-  SyntheticDataSpec spec;
-  spec.samples = 4;
-  spec.channels = 4;
-  spec.height = 4;
-  spec.width = 4;
-  spec.context_len = 4;
-  spec.text_dim = 8;
-  std::vector<LatentSample> samples = make_synthetic_samples(spec);
+  std::vector<LatentSample> samples = testing::small_synthetic_samples(4);
   for (LatentSample& s : samples) s.latents.data()[3] = NAN;
   write_latent_dataset(dir / "nan.h5", samples);
   RetrainOptions o = base_options(dir, "run");

@@ -117,14 +117,7 @@ TEST(Temperature, FixedTemperatureSpecErrors) {
 // Writes model.h5 and data.h5 for a self-teaching run.
 void write_model_and_data(const ScratchDir& dir) {
   save_model(dir / "model.h5", small_config(), small_params(), ModelFormat::H5);
-  SyntheticDataSpec spec;
-  spec.samples = 16;
-  spec.channels = 4;
-  spec.height = 4;
-  spec.width = 4;
-  spec.context_len = 4;
-  spec.text_dim = 8;
-  write_latent_dataset(dir / "data.h5", make_synthetic_samples(spec));
+  write_latent_dataset(dir / "data.h5", testing::small_synthetic_samples(16));
 }
 
 TEST(Temperature, SelfTaughtModelRecoversKnownTemperatures) {
