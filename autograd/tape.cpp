@@ -21,8 +21,10 @@ GradRef Tape::output(Tensor& out) {
 
 void Tape::record(Backward backward) { g_tape.push_back(std::move(backward)); }
 
-void Tape::run_backward() {
-  while (!g_tape.empty()) {
+void Tape::run_backward() { run_backward_to(0); }
+
+void Tape::run_backward_to(size_t mark) {
+  while (g_tape.size() > mark) {
     Backward step = std::move(g_tape.back());
     g_tape.pop_back();
     step();  // `step` and the activations it saved are released at the end of this scope

@@ -21,6 +21,9 @@ class Tape {
   static void record(Backward backward);
   // Runs every recorded closure in reverse order, releasing each (and what it saved) once run.
   static void run_backward();
+  // The same for the closures recorded after the tape had `mark` entries only (a backward
+  // closure that recomputes part of the forward pass runs its own nested backward this way).
+  static void run_backward_to(size_t mark);
   // Drops everything recorded (e.g. after a forward pass whose gradient is not wanted).
   static void clear();
   static size_t size();

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "autograd/check.h"
+#include "autograd/checkpoint.h"
 
 namespace vdit {
 
@@ -78,6 +79,9 @@ void VDiT::build_layers() {
                      linear_from(p, "time_projection.1"), c.freq_dim};
   blocks_.clear();
   for (int i = 0; i < c.num_layers; ++i) blocks_.push_back(build_wan_block(c, p, i));
+  block_trainable_.assign(c.num_layers, false);
+  for (const auto& [key, value] : p)
+    if (key.rfind("blocks.", 0) == 0 && value.requires_grad()) block_trainable_[std::stoi(key.substr(7))] = true;
   head_ = {parameter(p, "head.modulation"), {Tensor{}, Tensor{}, c.eps},
            {parameter(p, "head.head.weight"), parameter(p, "head.head.bias")}};
 }
@@ -115,8 +119,18 @@ Tensor VDiT::run_head(const Tensor& x, const Embedded& embedded) const {
 Tensor VDiT::forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context,
                      AttentionProbe* probe) const {
   const Embedded embedded = embed(latents, timesteps, context);
+  // A frozen block's only input needing a gradient is then x: recomputing it is exact.
+  const bool may_recompute = recompute_frozen_ && !probe && !embedded.e0.requires_grad() &&
+                             !embedded.context.requires_grad();
   Tensor x = embedded.tokens;
-  for (int i = 0; i < static_cast<int>(blocks_.size()); ++i) x = run_block(i, x, embedded, probe);
+  for (int i = 0; i < static_cast<int>(blocks_.size()); ++i) {
+    if (may_recompute && !block_trainable_[i] && needs_grad({&x})) {
+      const WanBlock* block = &blocks_[i];
+      x = checkpoint([block, embedded](const Tensor& in) { return (*block)(in, embedded.e0, embedded.context, embedded.rope); }, x);
+    } else {
+      x = run_block(i, x, embedded, probe);
+    }
+  }
   return run_head(x, embedded);
 }
 

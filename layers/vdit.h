@@ -45,6 +45,9 @@ class VDiT {
   // The same for many parameters at once (one rebuild).
   void set_parameters(const ParameterMap& values);
   const std::vector<WanBlock>& blocks() const { return blocks_; }
+  // Frozen blocks after the first trainable one keep only their input for the backward pass
+  // and run forward again during it (autograd/checkpoint.h): less memory, one more forward.
+  void set_recompute_frozen_blocks(bool recompute) { recompute_frozen_ = recompute; }
 
  private:
   void build_layers();
@@ -56,6 +59,8 @@ class VDiT {
   TimeEmbedding time_embedding_;
   std::vector<WanBlock> blocks_;
   Head head_;
+  std::vector<bool> block_trainable_;  // a parameter of block i requires a gradient
+  bool recompute_frozen_ = false;
 };
 
 }  // namespace vdit

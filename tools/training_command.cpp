@@ -44,6 +44,8 @@ void TrainingFlags::add_to(po::options_description& d) {
       ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every), "steps between checkpoints (0: only at the end)")
       ("keep-last", po::value(&o.keep_last)->default_value(o.keep_last), "checkpoints to keep (0: all)")
       ("frozen-bf16", po::bool_switch(&o.frozen_bf16), "hold frozen weights as bf16 (half the memory)")
+      ("recompute-frozen", po::bool_switch(&o.recompute_frozen),
+       "frozen blocks after the first trainable one keep only their input and are recomputed in the backward pass")
       ("out", po::value(&o.out), "run directory: checkpoints and train_log.jsonl (default: beside --resume)")
       ("resume", po::value(&o.resume), "continue from this checkpoint directory, exactly")
       ("no-diagnostics", po::bool_switch(&no_diagnostics_), "skip the attention diagnostics of the start and each checkpoint")

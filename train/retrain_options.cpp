@@ -40,6 +40,7 @@ nlohmann::json RetrainOptions::run_config() const {
           {"nesterov", sgd.nesterov},
           {"clip_grad", clip_grad},
           {"frozen_bf16", frozen_bf16},
+          {"recompute_frozen", recompute_frozen},
           {"adapter", adapter},
           {"tune_temperature", tune_temperature},
           {"temperature_blocks", temperature_blocks},
@@ -88,6 +89,7 @@ RetrainOptions RetrainOptions::from_run_config(const nlohmann::json& c) {
     o.sgd.nesterov = c.at("nesterov");
     o.clip_grad = c.at("clip_grad");
     o.frozen_bf16 = c.at("frozen_bf16");
+    o.recompute_frozen = c.value("recompute_frozen", false);
     o.adapter = c.at("adapter");
     o.tune_temperature = c.at("tune_temperature");
     o.temperature_blocks = c.at("temperature_blocks");

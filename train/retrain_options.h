@@ -39,6 +39,7 @@ struct RetrainOptions {
   int64_t checkpoint_every = 0;       // 0: only at the end
   int keep_last = 3;
   bool frozen_bf16 = false;           // hold frozen weights as bf16
+  bool recompute_frozen = false;      // frozen blocks after a trainable one: recompute, not store
   std::string adapter;                // temperature adapter applied to the model first
   // Temperature tuning (tune-temperature): only log temperatures learn, not --layers.
   bool tune_temperature = false;

@@ -107,6 +107,7 @@ Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), dat
     model_ = load_run_model(options_.model, options_.config, options_.frozen_bf16, options_.adapter, "",
                             tuning ? &base_identity_ : nullptr);
   }
+  model_->set_recompute_frozen_blocks(options_.recompute_frozen);
   const VDiTConfig& config = model_->config();
   check_data_fits(data_, config);
   if (!options_.teacher.empty()) {
