@@ -20,10 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // Drops the resident pages of a mapped tensor once a widened copy replaced it, so that loading
 // a bf16 checkpoint as float32 does not hold both. Only whole pages inside the tensor go.
 void release_mapped_pages(const void* data, size_t bytes) {
@@ -40,7 +36,7 @@ nlohmann::json safetensors_config(const std::string& path, const LoadOptions& op
   const fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
   const fs::path beside = (dir.empty() ? fs::path(".") : dir) / "config.json";
   if (fs::exists(beside)) return read_config_json(beside.string());
-  if (ends_with(path, ".safetensors")) {
+  if (path.ends_with(".safetensors")) {
     const std::shared_ptr<SafetensorsFile> file = SafetensorsFile::open(path);
     const auto& metadata = file->metadata();
     if (auto it = metadata.find("config"); it != metadata.end()) {
@@ -119,12 +115,12 @@ void write_atomically(const std::string& path, Write write) {
 }  // namespace
 
 ModelFormat model_format_for(const std::string& path) {
-  return ends_with(path, ".h5") ? ModelFormat::H5 : ModelFormat::Safetensors;
+  return path.ends_with(".h5") ? ModelFormat::H5 : ModelFormat::Safetensors;
 }
 
 LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   VDIT_CHECK(fs::exists(path), path << ": no such file or directory");
-  LoadedModel model = ends_with(path, ".h5") ? load_h5(path, options) : load_safetensors(path, options);
+  LoadedModel model = path.ends_with(".h5") ? load_h5(path, options) : load_safetensors(path, options);
   try {
     check_wan_parameters(model.config, model.params);
   } catch (const Error& e) {
@@ -149,7 +145,7 @@ void save_model(const std::string& path, const VDiTConfig& config, const Paramet
   for (const auto& [key, tensor] : params) tensors.emplace_back(diffusers ? original_to_diffusers(key) : key, tensor);
   const nlohmann::json config_json = diffusers ? config_to_diffusers_json(config) : config_to_json(config);
   const SafetensorsDType dtype = bf16 ? SafetensorsDType::BF16 : SafetensorsDType::F32;
-  if (ends_with(path, ".safetensors")) {
+  if (path.ends_with(".safetensors")) {
     write_safetensors(path, tensors, dtype, {{"config", config_json.dump()}, {"format", "pt"}});
     return;
   }

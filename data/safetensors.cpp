@@ -169,9 +169,6 @@ Tensor widen_f16(const Shape& shape, const uint8_t* bytes) {
   return out;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // A directory names the checkpoint inside it: its index if it has one, else its only file.
 std::string resolve_checkpoint_path(const std::string& path) {
@@ -179,8 +176,8 @@ std::string resolve_checkpoint_path(const std::string& path) {
   std::vector<std::string> indexes, files;
   for (const fs::directory_entry& item : fs::directory_iterator(path)) {
     const std::string name = item.path().filename().string();
-    if (ends_with(name, ".safetensors.index.json")) indexes.push_back(name);
-    if (ends_with(name, ".safetensors")) files.push_back(name);
+    if (name.ends_with(".safetensors.index.json")) indexes.push_back(name);
+    if (name.ends_with(".safetensors")) files.push_back(name);
   }
   if (indexes.size() == 1) return (fs::path(path) / indexes[0]).string();
   if (indexes.empty() && files.size() == 1) return (fs::path(path) / files[0]).string();
@@ -329,7 +326,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
   SafetensorsCheckpoint checkpoint;
   checkpoint.path_ = resolve_checkpoint_path(path);
   const std::string& resolved = checkpoint.path_;
-  if (!ends_with(resolved, ".json")) {
+  if (!resolved.ends_with(".json")) {
     auto file = SafetensorsFile::open(resolved);
     for (const SafetensorsEntry& e : file->entries()) checkpoint.files_[e.name] = file;
     return checkpoint;

@@ -8,11 +8,6 @@ namespace vdit {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-
 Tensor xavier_uniform(const Shape& shape, Rng& rng) {
   const int64_t fan_out = shape[0], fan_in = numel(shape) / shape[0];  // conv weights flattened
   const double bound = std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
@@ -25,14 +20,14 @@ Tensor xavier_uniform(const Shape& shape, Rng& rng) {
 }  // namespace
 
 Tensor init_wan_parameter(const std::string& key, const Shape& shape, Rng& rng) {
-  if (ends_with(key, "modulation")) return rng.normal_tensor(shape, 1.0f / std::sqrt(static_cast<float>(shape.back())));
-  if (ends_with(key, ".log_temperature")) return Tensor::zeros(shape);  // tau = 1: the model is unchanged
-  if (ends_with(key, "norm_q.weight") || ends_with(key, "norm_k.weight") ||
-      ends_with(key, "norm3.weight"))
+  if (key.ends_with("modulation")) return rng.normal_tensor(shape, 1.0f / std::sqrt(static_cast<float>(shape.back())));
+  if (key.ends_with(".log_temperature")) return Tensor::zeros(shape);  // tau = 1: the model is unchanged
+  if (key.ends_with("norm_q.weight") || key.ends_with("norm_k.weight") ||
+      key.ends_with("norm3.weight"))
     return Tensor::full(shape, 1.0f);
-  if (ends_with(key, ".bias") || key == "head.head.weight") return Tensor::zeros(shape);
-  VDIT_CHECK(ends_with(key, ".weight"), "no initialisation rule for parameter '" << key << "'");
-  if (starts_with(key, "text_embedding.") || starts_with(key, "time_embedding.")) return rng.normal_tensor(shape, 0.02f);
+  if (key.ends_with(".bias") || key == "head.head.weight") return Tensor::zeros(shape);
+  VDIT_CHECK(key.ends_with(".weight"), "no initialisation rule for parameter '" << key << "'");
+  if (key.starts_with("text_embedding.") || key.starts_with("time_embedding.")) return rng.normal_tensor(shape, 0.02f);
   return xavier_uniform(shape, rng);
 }
 

@@ -25,21 +25,7 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-// A fresh directory per test, removed afterwards.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string pattern = (fs::path(::testing::TempDir()) / "vdit-safetensors-XXXXXX").string();
-    VDIT_CHECK(::mkdtemp(pattern.data()) != nullptr, "mkdtemp failed for " << pattern);
-    path_ = pattern;
-  }
-  ~ScratchDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing::ScratchDir;
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -89,7 +75,7 @@ std::string one_entry_header(const std::string& name, const std::string& entry) 
 
 TEST(SafetensorsRoundTrip, F32IsBitExactWithShapesOrderAndMetadata) {
   ScratchDir dir;
-  const std::string path = dir.file("model.safetensors");
+  const std::string path = dir / "model.safetensors";
   const Tensor a = random_tensor({3, 5}, 1);
   const Tensor b = Tensor::from_vector({2, 1, 2}, {0.0f, -0.0f, INFINITY, 1e-40f});
   const Tensor empty = Tensor::empty({0, 4});
@@ -111,7 +97,7 @@ TEST(SafetensorsRoundTrip, F32IsBitExactWithShapesOrderAndMetadata) {
 
 TEST(SafetensorsRoundTrip, HeaderIsPaddedWithSpacesToAMultipleOfEight) {
   ScratchDir dir;
-  const std::string path = dir.file("model.safetensors");
+  const std::string path = dir / "model.safetensors";
   for (const std::string name : {"a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg", "abcdefgh"}) {
     write_safetensors(path, {{name, Tensor::zeros({3})}}, SafetensorsDType::F32);
     const std::string bytes = read_bytes(path);
@@ -126,7 +112,7 @@ TEST(SafetensorsRoundTrip, HeaderIsPaddedWithSpacesToAMultipleOfEight) {
 
 TEST(SafetensorsRoundTrip, Bf16RoundsToNearestEvenBitExactly) {
   ScratchDir dir;
-  const std::string path = dir.file("model.safetensors");
+  const std::string path = dir / "model.safetensors";
   // bf16 keeps 7 mantissa bits, so near 1 its step is 2^-7: ties go to the even mantissa.
   const Tensor ties = Tensor::from_vector(
       {4}, {1.0f + 0x1p-8f, 1.0f + 0x1p-7f + 0x1p-8f, 1.0f + 0x1p-8f + 0x1p-20f, -(1.0f + 0x1p-8f)});
@@ -145,18 +131,18 @@ TEST(SafetensorsRoundTrip, Bf16RoundsToNearestEvenBitExactly) {
 
 TEST(SafetensorsRoundTrip, Bf16InputsAreCopiedOrWidenedExactly) {
   ScratchDir dir;
-  write_safetensors(dir.file("a.safetensors"), {{"w", random_tensor({5, 3}, 3)}}, SafetensorsDType::BF16);
-  const Tensor bf16 = SafetensorsFile::open(dir.file("a.safetensors"))->tensor("w");
+  write_safetensors(dir / "a.safetensors", {{"w", random_tensor({5, 3}, 3)}}, SafetensorsDType::BF16);
+  const Tensor bf16 = SafetensorsFile::open(dir / "a.safetensors")->tensor("w");
 
-  write_safetensors(dir.file("b.safetensors"), {{"w", bf16}}, SafetensorsDType::BF16);
-  EXPECT_EQ(bf16_bits(SafetensorsFile::open(dir.file("b.safetensors"))->tensor("w")), bf16_bits(bf16));
-  write_safetensors(dir.file("c.safetensors"), {{"w", bf16}}, SafetensorsDType::F32);
-  EXPECT_EQ(f32_bits(SafetensorsFile::open(dir.file("c.safetensors"))->tensor("w")), f32_bits(bf16.to_f32()));
+  write_safetensors(dir / "b.safetensors", {{"w", bf16}}, SafetensorsDType::BF16);
+  EXPECT_EQ(bf16_bits(SafetensorsFile::open(dir / "b.safetensors")->tensor("w")), bf16_bits(bf16));
+  write_safetensors(dir / "c.safetensors", {{"w", bf16}}, SafetensorsDType::F32);
+  EXPECT_EQ(f32_bits(SafetensorsFile::open(dir / "c.safetensors")->tensor("w")), f32_bits(bf16.to_f32()));
 }
 
 TEST(SafetensorsRoundTrip, RewritingReplacesTheFile) {
   ScratchDir dir;
-  const std::string path = dir.file("model.safetensors");
+  const std::string path = dir / "model.safetensors";
   write_safetensors(path, {{"old", Tensor::zeros({2})}}, SafetensorsDType::F32);
   write_safetensors(path, {{"new", Tensor::full({3}, 2.0f)}}, SafetensorsDType::F32);
   auto file = SafetensorsFile::open(path);
@@ -166,7 +152,7 @@ TEST(SafetensorsRoundTrip, RewritingReplacesTheFile) {
 
 TEST(SafetensorsWrite, RejectsRepeatedReservedOrUndefinedTensorsAndLeavesNoFile) {
   ScratchDir dir;
-  const std::string path = dir.file("model.safetensors");
+  const std::string path = dir / "model.safetensors";
   const Tensor x = Tensor::zeros({2});
   EXPECT_THAT(error_of([&] { write_safetensors(path, {{"x", x}, {"x", x}}, SafetensorsDType::F32); }),
               AllOf(HasSubstr(path), HasSubstr("'x'")));
@@ -180,7 +166,7 @@ TEST(SafetensorsWrite, RejectsRepeatedReservedOrUndefinedTensorsAndLeavesNoFile)
 
 TEST(SafetensorsF16, WidensNormalsSubnormalsInfinitiesAndNan) {
   ScratchDir dir;
-  const std::string path = dir.file("half.safetensors");
+  const std::string path = dir / "half.safetensors";
   const std::vector<uint16_t> halves = {0x0000, 0x8000, 0x3c00, 0xc000, 0x3555, 0x7bff, 0x0400,
                                         0x0001, 0x03ff, 0x8001, 0x7c00, 0xfc00, 0x7e00};
   const std::vector<float> expected = {0.0f,  -0.0f,        1.0f,      -2.0f,     0.333251953125f,
@@ -202,10 +188,10 @@ TEST(SafetensorsF16, WidensNormalsSubnormalsInfinitiesAndNan) {
 
 TEST(SafetensorsZeroCopy, F32AndBf16TensorsBorrowTheMappingAndKeepItAlive) {
   ScratchDir dir;
-  write_safetensors(dir.file("f32.safetensors"), {{"w", random_tensor({64, 64}, 4)}}, SafetensorsDType::F32);
-  write_safetensors(dir.file("bf16.safetensors"), {{"w", random_tensor({64, 64}, 4)}}, SafetensorsDType::BF16);
-  auto f32 = SafetensorsFile::open(dir.file("f32.safetensors"));
-  auto bf16 = SafetensorsFile::open(dir.file("bf16.safetensors"));
+  write_safetensors(dir / "f32.safetensors", {{"w", random_tensor({64, 64}, 4)}}, SafetensorsDType::F32);
+  write_safetensors(dir / "bf16.safetensors", {{"w", random_tensor({64, 64}, 4)}}, SafetensorsDType::BF16);
+  auto f32 = SafetensorsFile::open(dir / "f32.safetensors");
+  auto bf16 = SafetensorsFile::open(dir / "bf16.safetensors");
 
   const int64_t live_before = tensor_memory().live_bytes;
   const Tensor a = f32->tensor("w"), b = bf16->tensor("w");
@@ -220,7 +206,7 @@ TEST(SafetensorsZeroCopy, F32AndBf16TensorsBorrowTheMappingAndKeepItAlive) {
 
 TEST(SafetensorsZeroCopy, WritingABorrowedTensorNeverReachesTheFile) {
   ScratchDir dir;
-  const std::string path = dir.file("model.safetensors");
+  const std::string path = dir / "model.safetensors";
   write_safetensors(path, {{"w", Tensor::full({4}, 1.0f)}}, SafetensorsDType::F32);
   const std::string before = read_bytes(path);
   Tensor w = SafetensorsFile::open(path)->tensor("w");
@@ -231,7 +217,7 @@ TEST(SafetensorsZeroCopy, WritingABorrowedTensorNeverReachesTheFile) {
 
 TEST(SafetensorsAlignment, TensorsAfterAnUnpaddedHeaderAreReadAligned) {
   ScratchDir dir;
-  const std::string path = dir.file("odd.safetensors");
+  const std::string path = dir / "odd.safetensors";
   // A 1-byte gap makes both tensors start at odd addresses.
   const std::vector<float> f = {1.5f, -2.25f};
   const std::vector<uint16_t> h = {float_to_bf16(3.0f), float_to_bf16(-0.5f)};
@@ -251,7 +237,7 @@ TEST(SafetensorsAlignment, TensorsAfterAnUnpaddedHeaderAreReadAligned) {
 
 TEST(SafetensorsLookup, UnknownTensorNamesTheFileAndKey) {
   ScratchDir dir;
-  const std::string path = dir.file("model.safetensors");
+  const std::string path = dir / "model.safetensors";
   write_safetensors(path, {{"x", Tensor::zeros({1})}}, SafetensorsDType::F32);
   auto file = SafetensorsFile::open(path);
   EXPECT_EQ(file->find("y"), nullptr);
@@ -262,42 +248,42 @@ TEST(SafetensorsLookup, UnknownTensorNamesTheFileAndKey) {
 
 TEST(SafetensorsBadInput, FileShorterThanTheLengthField) {
   ScratchDir dir;
-  const std::string path = dir.file("short.safetensors");
+  const std::string path = dir / "short.safetensors";
   write_bytes(path, "abc");
   EXPECT_THAT(open_error(path), AllOf(HasSubstr(path), HasSubstr("truncated: 3 bytes, need at least 8")));
 }
 
 TEST(SafetensorsBadInput, HeaderLengthPastTheEndOfTheFile) {
   ScratchDir dir;
-  const std::string path = dir.file("long.safetensors");
+  const std::string path = dir / "long.safetensors";
   write_bytes(path, le64(1000) + "{}");
   EXPECT_THAT(open_error(path), AllOf(HasSubstr(path), HasSubstr("header length 1000"), HasSubstr("10 bytes")));
 }
 
 TEST(SafetensorsBadInput, HeaderNotJsonGivesTheByteOffset) {
   ScratchDir dir;
-  const std::string path = dir.file("json.safetensors");
+  const std::string path = dir / "json.safetensors";
   write_raw(path, R"({"a": x})", "");  // 'x' is header byte 6, file byte 14
   EXPECT_THAT(open_error(path), AllOf(HasSubstr(path), HasSubstr("not valid JSON"), HasSubstr("byte offset 14")));
 }
 
 TEST(SafetensorsBadInput, HeaderNotAnObject) {
   ScratchDir dir;
-  const std::string path = dir.file("array.safetensors");
+  const std::string path = dir / "array.safetensors";
   write_raw(path, "[1, 2]", "");
   EXPECT_THAT(open_error(path), AllOf(HasSubstr(path), HasSubstr("not a JSON object")));
 }
 
 TEST(SafetensorsBadInput, EntryNotAnObject) {
   ScratchDir dir;
-  const std::string path = dir.file("entry.safetensors");
+  const std::string path = dir / "entry.safetensors";
   write_raw(path, one_entry_header("w", "[0, 8]"), std::string(8, '\0'));
   EXPECT_THAT(open_error(path), AllOf(HasSubstr(path), HasSubstr("'w'"), HasSubstr("not an object")));
 }
 
 TEST(SafetensorsBadInput, EntryMissingAField) {
   ScratchDir dir;
-  const std::string path = dir.file("fields.safetensors");
+  const std::string path = dir / "fields.safetensors";
   const std::map<std::string, std::string> without = {
       {"dtype", R"({"shape":[2],"data_offsets":[0,8]})"},
       {"shape", R"({"dtype":"F32","data_offsets":[0,8]})"},
@@ -311,7 +297,7 @@ TEST(SafetensorsBadInput, EntryMissingAField) {
 
 TEST(SafetensorsBadInput, UnknownDtypeIsNamed) {
   ScratchDir dir;
-  const std::string path = dir.file("dtype.safetensors");
+  const std::string path = dir / "dtype.safetensors";
   write_raw(path, one_entry_header("w", R"({"dtype":"F33","shape":[2],"data_offsets":[0,8]})"),
             std::string(8, '\0'));
   EXPECT_THAT(open_error(path), AllOf(HasSubstr(path), HasSubstr("'w'"), HasSubstr("unknown dtype 'F33'")));
@@ -319,7 +305,7 @@ TEST(SafetensorsBadInput, UnknownDtypeIsNamed) {
 
 TEST(SafetensorsBadInput, RealButUnsupportedDtypesAreSaidToBeUnsupported) {
   ScratchDir dir;
-  const std::string path = dir.file("dtype.safetensors");
+  const std::string path = dir / "dtype.safetensors";
   for (const char* dtype : {"F64", "I64"}) {
     write_raw(path, one_entry_header("w", std::string(R"({"dtype":")") + dtype + R"(","shape":[1],"data_offsets":[0,8]})"),
               std::string(8, '\0'));
@@ -330,7 +316,7 @@ TEST(SafetensorsBadInput, RealButUnsupportedDtypesAreSaidToBeUnsupported) {
 
 TEST(SafetensorsBadInput, NegativeDimension) {
   ScratchDir dir;
-  const std::string path = dir.file("shape.safetensors");
+  const std::string path = dir / "shape.safetensors";
   write_raw(path, one_entry_header("w", R"({"dtype":"F32","shape":[-2],"data_offsets":[0,8]})"),
             std::string(8, '\0'));
   EXPECT_THAT(open_error(path), AllOf(HasSubstr(path), HasSubstr("'w'"), HasSubstr("negative dimension")));
@@ -338,7 +324,7 @@ TEST(SafetensorsBadInput, NegativeDimension) {
 
 TEST(SafetensorsBadInput, ByteLengthDisagreesWithShapeAndDtype) {
   ScratchDir dir;
-  const std::string path = dir.file("length.safetensors");
+  const std::string path = dir / "length.safetensors";
   write_raw(path, one_entry_header("w", R"({"dtype":"F32","shape":[3],"data_offsets":[0,8]})"),
             std::string(16, '\0'));
   EXPECT_THAT(open_error(path), AllOf(HasSubstr(path), HasSubstr("'w'"), HasSubstr("span 8 bytes"),
@@ -347,7 +333,7 @@ TEST(SafetensorsBadInput, ByteLengthDisagreesWithShapeAndDtype) {
 
 TEST(SafetensorsBadInput, DataOffsetsOutsideTheDataSection) {
   ScratchDir dir;
-  const std::string path = dir.file("offsets.safetensors");
+  const std::string path = dir / "offsets.safetensors";
   write_raw(path, one_entry_header("w", R"({"dtype":"F32","shape":[2],"data_offsets":[4,12]})"),
             std::string(8, '\0'));
   EXPECT_THAT(open_error(path), AllOf(HasSubstr(path), HasSubstr("'w'"), HasSubstr("[4, 12]"),
@@ -356,7 +342,7 @@ TEST(SafetensorsBadInput, DataOffsetsOutsideTheDataSection) {
 
 TEST(SafetensorsBadInput, OverlappingTensorsNameBothKeys) {
   ScratchDir dir;
-  const std::string path = dir.file("overlap.safetensors");
+  const std::string path = dir / "overlap.safetensors";
   write_raw(path,
             R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
             R"("b":{"dtype":"F32","shape":[1],"data_offsets":[20,24]},)"
@@ -368,7 +354,7 @@ TEST(SafetensorsBadInput, OverlappingTensorsNameBothKeys) {
 
 TEST(SafetensorsBadInput, UnclaimedBytesInTheDataSectionAreFine) {
   ScratchDir dir;
-  const std::string path = dir.file("gaps.safetensors");
+  const std::string path = dir / "gaps.safetensors";
   const float value = 7.0f;
   write_raw(path, one_entry_header("w", R"({"dtype":"F32","shape":[1],"data_offsets":[8,12]})"),
             std::string(8, '\0') + std::string(reinterpret_cast<const char*>(&value), 4) + std::string(8, '\0'));
@@ -379,11 +365,11 @@ TEST(SafetensorsBadInput, UnclaimedBytesInTheDataSectionAreFine) {
 
 // Two shards and their index in `dir`: a and b in shard 1, c in shard 2.
 std::string write_sharded(const ScratchDir& dir) {
-  write_safetensors(dir.file("model-00001-of-00002.safetensors"),
+  write_safetensors(dir / "model-00001-of-00002.safetensors",
                     {{"b", Tensor::full({2}, 2.0f)}, {"a", Tensor::full({1}, 1.0f)}}, SafetensorsDType::F32);
-  write_safetensors(dir.file("model-00002-of-00002.safetensors"), {{"c", Tensor::full({3}, 3.0f)}},
+  write_safetensors(dir / "model-00002-of-00002.safetensors", {{"c", Tensor::full({3}, 3.0f)}},
                     SafetensorsDType::BF16);
-  const std::string index = dir.file("model.safetensors.index.json");
+  const std::string index = dir / "model.safetensors.index.json";
   write_bytes(index, R"({"metadata":{"total_size":28},"weight_map":{)"
                      R"("c":"model-00002-of-00002.safetensors",)"
                      R"("a":"model-00001-of-00002.safetensors",)"
@@ -393,8 +379,8 @@ std::string write_sharded(const ScratchDir& dir) {
 
 void expect_sharded_contents(const SafetensorsCheckpoint& checkpoint, const ScratchDir& dir) {
   EXPECT_THAT(checkpoint.names(), ElementsAre("a", "b", "c"));
-  EXPECT_EQ(checkpoint.file_of("a"), dir.file("model-00001-of-00002.safetensors"));
-  EXPECT_EQ(checkpoint.file_of("c"), dir.file("model-00002-of-00002.safetensors"));
+  EXPECT_EQ(checkpoint.file_of("a"), dir / "model-00001-of-00002.safetensors");
+  EXPECT_EQ(checkpoint.file_of("c"), dir / "model-00002-of-00002.safetensors");
   EXPECT_EQ(checkpoint.entry("c").dtype, "BF16");
   EXPECT_EQ(checkpoint.tensor("b").to_vector(), (std::vector<float>{2, 2}));
   EXPECT_EQ(checkpoint.tensor("c").to_vector(), (std::vector<float>{3, 3, 3}));
@@ -402,7 +388,7 @@ void expect_sharded_contents(const SafetensorsCheckpoint& checkpoint, const Scra
 
 TEST(SafetensorsCheckpointOpen, SingleFile) {
   ScratchDir dir;
-  const std::string path = dir.file("model.safetensors");
+  const std::string path = dir / "model.safetensors";
   write_safetensors(path, {{"y", Tensor::zeros({1})}, {"x", Tensor::full({2}, 4.0f)}}, SafetensorsDType::F32);
   const SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint::open(path);
   EXPECT_THAT(checkpoint.names(), ElementsAre("x", "y"));
@@ -424,23 +410,23 @@ TEST(SafetensorsCheckpointOpen, DirectoryPrefersItsIndex) {
 
 TEST(SafetensorsCheckpointOpen, DirectoryWithOneFile) {
   ScratchDir dir;
-  write_safetensors(dir.file("only.safetensors"), {{"x", Tensor::zeros({1})}}, SafetensorsDType::F32);
-  EXPECT_EQ(SafetensorsCheckpoint::open(dir.path().string()).file_of("x"), dir.file("only.safetensors"));
+  write_safetensors(dir / "only.safetensors", {{"x", Tensor::zeros({1})}}, SafetensorsDType::F32);
+  EXPECT_EQ(SafetensorsCheckpoint::open(dir.path().string()).file_of("x"), dir / "only.safetensors");
 }
 
 TEST(SafetensorsCheckpointOpen, AmbiguousOrEmptyDirectoryListsWhatItFound) {
   ScratchDir dir;
   const std::string path = dir.path().string();
   EXPECT_THAT(error_of([&] { SafetensorsCheckpoint::open(path); }), AllOf(HasSubstr(path), HasSubstr("neither")));
-  write_safetensors(dir.file("one.safetensors"), {{"x", Tensor::zeros({1})}}, SafetensorsDType::F32);
-  write_safetensors(dir.file("two.safetensors"), {{"x", Tensor::zeros({1})}}, SafetensorsDType::F32);
+  write_safetensors(dir / "one.safetensors", {{"x", Tensor::zeros({1})}}, SafetensorsDType::F32);
+  write_safetensors(dir / "two.safetensors", {{"x", Tensor::zeros({1})}}, SafetensorsDType::F32);
   EXPECT_THAT(error_of([&] { SafetensorsCheckpoint::open(path); }),
               AllOf(HasSubstr(path), HasSubstr("one.safetensors, two.safetensors")));
 }
 
 TEST(SafetensorsBadIndex, MissingWeightMap) {
   ScratchDir dir;
-  const std::string index = dir.file("model.safetensors.index.json");
+  const std::string index = dir / "model.safetensors.index.json";
   write_bytes(index, R"({"metadata":{}})");
   EXPECT_THAT(error_of([&] { SafetensorsCheckpoint::open(index); }),
               AllOf(HasSubstr(index), HasSubstr("'weight_map'")));
@@ -448,7 +434,7 @@ TEST(SafetensorsBadIndex, MissingWeightMap) {
 
 TEST(SafetensorsBadIndex, NotJsonGivesTheByteOffset) {
   ScratchDir dir;
-  const std::string index = dir.file("model.safetensors.index.json");
+  const std::string index = dir / "model.safetensors.index.json";
   write_bytes(index, R"({"weight_map": })");
   EXPECT_THAT(error_of([&] { SafetensorsCheckpoint::open(index); }),
               AllOf(HasSubstr(index), HasSubstr("not valid JSON"), HasSubstr("byte offset 15")));
@@ -457,7 +443,7 @@ TEST(SafetensorsBadIndex, NotJsonGivesTheByteOffset) {
 TEST(SafetensorsBadIndex, MissingShardNamesKeyAndShard) {
   ScratchDir dir;
   const std::string index = write_sharded(dir);
-  fs::remove(dir.file("model-00002-of-00002.safetensors"));
+  fs::remove(dir / "model-00002-of-00002.safetensors");
   EXPECT_THAT(error_of([&] { SafetensorsCheckpoint::open(index); }),
               AllOf(HasSubstr(index), HasSubstr("'c'"), HasSubstr("model-00002-of-00002.safetensors"),
                     HasSubstr("missing")));
@@ -466,7 +452,7 @@ TEST(SafetensorsBadIndex, MissingShardNamesKeyAndShard) {
 TEST(SafetensorsBadIndex, KeyAbsentFromItsShard) {
   ScratchDir dir;
   const std::string index = write_sharded(dir);
-  write_safetensors(dir.file("model-00002-of-00002.safetensors"), {{"d", Tensor::zeros({3})}},
+  write_safetensors(dir / "model-00002-of-00002.safetensors", {{"d", Tensor::zeros({3})}},
                     SafetensorsDType::F32);
   EXPECT_THAT(error_of([&] { SafetensorsCheckpoint::open(index); }),
               AllOf(HasSubstr(index), HasSubstr("'c'"), HasSubstr("model-00002-of-00002.safetensors")));
@@ -480,7 +466,7 @@ bool python_has_numpy() {
 
 // Runs `script` with the python that has numpy; true if it exits 0.
 bool run_python(const ScratchDir& dir, const std::string& script) {
-  const std::string path = dir.file("check.py");
+  const std::string path = dir / "check.py";
   write_bytes(path, script);
   return std::system((std::string(VDITKIT_PYTHON) + " " + path).c_str()) == 0;
 }
@@ -517,16 +503,16 @@ TEST(SafetensorsPython, OurFilesParseWithAnIndependentReader) {
   std::vector<float> values;
   for (int i = 0; i < 12; ++i) values.push_back(0.25f * static_cast<float>(i - 6));
   const Tensor t = Tensor::from_vector({3, 4}, values);
-  write_safetensors(dir.file("f32.safetensors"), {{"t", t}, {"s", Tensor::full({1}, 9.0f)}}, SafetensorsDType::F32,
+  write_safetensors(dir / "f32.safetensors", {{"t", t}, {"s", Tensor::full({1}, 9.0f)}}, SafetensorsDType::F32,
                     {{"author", "vditkit"}});
-  write_safetensors(dir.file("bf16.safetensors"), {{"t", t}}, SafetensorsDType::BF16);
+  write_safetensors(dir / "bf16.safetensors", {{"t", t}}, SafetensorsDType::BF16);
   const std::string script = std::string(kPythonReader) + R"(
 expected = (0.25 * (np.arange(12) - 6)).reshape(3, 4).astype(np.float32)
-header, tensors = read_safetensors(')" + dir.file("f32.safetensors") + R"(')
+header, tensors = read_safetensors(')" + dir / "f32.safetensors" + R"(')
 assert header['__metadata__'] == {'author': 'vditkit'}, header
 assert list(header) == ['__metadata__', 't', 's'], list(header)
 assert np.array_equal(tensors['t'], expected) and tensors['s'][0] == 9.0
-_, tensors = read_safetensors(')" + dir.file("bf16.safetensors") + R"(')
+_, tensors = read_safetensors(')" + dir / "bf16.safetensors" + R"(')
 assert np.array_equal(tensors['t'], expected)
 )";
   EXPECT_TRUE(run_python(dir, script));
@@ -535,7 +521,7 @@ assert np.array_equal(tensors['t'], expected)
 TEST(SafetensorsPython, FilesWrittenByNumpyReadBackExactly) {
   if (!python_has_numpy()) GTEST_SKIP() << "numpy is not available to " VDITKIT_PYTHON;
   ScratchDir dir;
-  const std::string path = dir.file("numpy.safetensors");
+  const std::string path = dir / "numpy.safetensors";
   // Unpadded header (the length is forced odd), little-endian data straight from numpy.
   const std::string script = R"(
 import json, struct

@@ -15,10 +15,6 @@
 namespace vdit::cli {
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 int run_sample(int argc, char** argv) {
   std::string model_path, config, adapter, set_temperature, prompt, context_path, size = "32x32", out;
   int64_t frames = 4;
@@ -48,7 +44,7 @@ int run_sample(int argc, char** argv) {
 
   const std::unique_ptr<VDiT> model = load_run_model(model_path, config, false, adapter, set_temperature);
   const VDiTConfig& c = model->config();
-  const bool video = ends_with(out, ".mp4");
+  const bool video = out.ends_with(".mp4");
   VDIT_CHECK(!video || c.in_dim == 3, out << ": MP4 needs a pixel-space model (in_dim 3); this one has in_dim "
                                           << c.in_dim << ": write latents to a .h5 instead");
   Tensor context;
