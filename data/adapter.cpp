@@ -66,8 +66,7 @@ Adapter read_adapter(const std::string& path) {
   return adapter;
 }
 
-void apply_adapter(const std::string& path, const Adapter& adapter, const VDiTConfig& config, ParameterMap& params) {
-  const std::string identity = model_identity(config, params);
+void apply_adapter(const std::string& path, const Adapter& adapter, const std::string& identity, ParameterMap& params) {
   VDIT_CHECK(adapter.model_identity == identity, path << ": adapter made for model " << adapter.model_identity
                                                       << ", not for this one (" << identity << ")");
   for (const auto& [key, value] : adapter.log_temperatures) params[key] = value;

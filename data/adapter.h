@@ -21,8 +21,9 @@ struct Adapter {
 
 void write_adapter(const std::string& path, const Adapter& adapter);
 Adapter read_adapter(const std::string& path);
-// Adds the adapter's temperatures to `params` after checking it was made for this model;
-// the error names the adapter file and both identities.
-void apply_adapter(const std::string& path, const Adapter& adapter, const VDiTConfig& config, ParameterMap& params);
+// Adds the adapter's temperatures to `params` after checking it was made for the model whose
+// model_identity is `identity` (computed once by the caller: it reads every weight); the error
+// names the adapter file and both identities.
+void apply_adapter(const std::string& path, const Adapter& adapter, const std::string& identity, ParameterMap& params);
 
 }  // namespace vdit

@@ -99,7 +99,8 @@ LoadedModel load_h5(const std::string& path, const LoadOptions& options) {
   return model;
 }
 
-// Writes to a temporary name beside `path` and renames it into place.
+// Writes a text file to a temporary name beside `path` and renames it into place (the HDF5
+// files go through write_hdf5_atomically).
 template <typename Write>
 void write_atomically(const std::string& path, Write write) {
   const std::string partial = path + ".partial";
@@ -133,8 +134,7 @@ void save_model(const std::string& path, const VDiTConfig& config, const Paramet
                 ModelFormat format, bool bf16) {
   check_wan_parameters(config, params);
   if (format == ModelFormat::H5) {
-    write_atomically(path, [&](const std::string& tmp) {
-      Hdf5File file(tmp, Hdf5File::Mode::Create);
+    write_hdf5_atomically(path, [&](Hdf5File& file) {
       write_config_attributes(file, config);
       for (const auto& [key, tensor] : params) file.write(key, tensor);
     });

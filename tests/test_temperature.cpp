@@ -82,10 +82,10 @@ TEST(Temperature, AdapterIsRefusedForAnotherModel) {
   adapter.log_temperatures = unit_temperatures(small_config(), {0}, TemperatureGranularity::Head, false);
   write_adapter(dir / "a.h5", adapter);
   ParameterMap same = small_params(1), other = small_params(2);
-  EXPECT_NO_THROW(apply_adapter(dir / "a.h5", read_adapter(dir / "a.h5"), small_config(), same));
+  EXPECT_NO_THROW(apply_adapter(dir / "a.h5", read_adapter(dir / "a.h5"), model_identity(small_config(), same), same));
   EXPECT_EQ(same.count(log_temperature_key(0)), 1u);
   try {
-    apply_adapter(dir / "a.h5", read_adapter(dir / "a.h5"), small_config(), other);
+    apply_adapter(dir / "a.h5", read_adapter(dir / "a.h5"), model_identity(small_config(), other), other);
     FAIL() << "an adapter for another model was applied";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("a.h5: adapter made for model " + adapter.model_identity), std::string::npos)

@@ -34,7 +34,7 @@ std::string group_of(const std::string& key) {
 void print_adapter(const std::string& path, const LoadedModel& m) {
   const Adapter a = read_adapter(path);
   ParameterMap params = m.params;
-  apply_adapter(path, a, m.config, params);  // refuses an adapter made for another model
+  apply_adapter(path, a, model_identity(m.config, params), params);  // refuses an adapter made for another model
   std::cout << "\nadapter " << path << " (model " << a.model_identity << "): temperature tau per head\n";
   std::printf("  %-26s", "parameter");
   for (int64_t h = 0; h < m.config.num_heads; ++h) std::printf(" %6lld", static_cast<long long>(h));

@@ -70,8 +70,11 @@ std::unique_ptr<VDiT> load_run_model(const std::string& path, const std::string&
   load.config_path = config_path;
   load.frozen_bf16 = frozen_bf16;
   LoadedModel m = load_model(path, load);
-  if (identity) *identity = model_identity(m.config, m.params);
-  if (!adapter.empty()) apply_adapter(adapter, read_adapter(adapter), m.config, m.params);
+  if (identity || !adapter.empty()) {
+    const std::string base = model_identity(m.config, m.params);
+    if (identity) *identity = base;
+    if (!adapter.empty()) apply_adapter(adapter, read_adapter(adapter), base, m.params);
+  }
   if (!fixed_temperature.empty())
     for (const auto& [key, value] : fixed_temperatures(fixed_temperature, m.config, "--set-temperature")) m.params[key] = value;
   return std::make_unique<VDiT>(m.config, std::move(m.params));
