@@ -223,11 +223,16 @@ TEST(AttentionStats, ResultsDoNotDependOnTheQueryBlock) {
   one_block.query_block = 1000;
   const std::vector<HeadStats> a = attention_statistics(in.q, in.k, in.scale, kTemperature, &kGrid, one_block);
   const std::vector<HeadStats> b = attention_statistics(in.q, in.k, in.scale, kTemperature, &kGrid, small_blocks(8));
+  // Not bit for bit: the logits come from one sgemm per block, and how OpenBLAS's kernel
+  // splits its rows (blocks of 32 against one of 105) may change a logit's last bit (it does
+  // with the AVX2 Haswell and Zen kernels). A query dropped or counted twice at a block edge
+  // would move these by orders of magnitude more.
+  constexpr double kLastBits = 1e-6;
   for (size_t h = 0; h < 2; ++h) {
-    EXPECT_EQ(a[h].entropy, b[h].entropy);
-    EXPECT_EQ(a[h].sink_key_mass, b[h].sink_key_mass);
-    EXPECT_EQ(a[h].pooled_map, b[h].pooled_map);
-    EXPECT_EQ(a[h].ring_mass, b[h].ring_mass);
+    EXPECT_NEAR(a[h].entropy, b[h].entropy, kLastBits);
+    EXPECT_TRUE(near_all(a[h].sink_key_mass, b[h].sink_key_mass, kLastBits));
+    EXPECT_TRUE(near_all(a[h].pooled_map, b[h].pooled_map, kLastBits));
+    EXPECT_TRUE(near_all(a[h].ring_mass, b[h].ring_mass, kLastBits));
   }
 }
 
