@@ -1,15 +1,34 @@
 // GEMM-backed ops: linear (y = x W^T + b) and batched matmul. Backward is two more GEMMs that
 // write straight into the gradient buffers (beta = 0 into a new buffer, 1 to accumulate), so
-// no temporaries are made.
+// no temporaries are made. Frozen bf16 weights are multiplied in bf16 where the CPU can
+// (autograd/gemm_bf16.h), and widened to a float32 copy for the call elsewhere.
 #include <omp.h>
 
 #include "autograd/blas.h"
 #include "autograd/check.h"
+#include "autograd/gemm_bf16.h"
 #include "autograd/grad_accumulate.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
 
 namespace vdit {
+
+namespace {
+
+// C[rows, n] = A op(W) + beta C for a weight W [out, in] as stored: op(W) = W^T (the forward,
+// n = out) or W (dx = dy W, n = in).
+void times_weight(bool transpose_w, int64_t rows, int64_t n, int64_t k, const float* a, const Tensor& weight,
+                  float beta, float* c) {
+  const int64_t ld_w = weight.size(1);
+  if (weight.dtype() == DType::BF16 && gemm::bf16_path() == gemm::Bf16Path::Native) {
+    gemm::gemm_bf16(transpose_w, rows, n, k, a, k, weight.bf16_data(), ld_w, beta, c, n);
+    return;
+  }
+  const Tensor w = weight.to_f32();
+  blas::sgemm(false, transpose_w, rows, n, k, 1.0f, a, k, w.data(), ld_w, beta, c, n);
+}
+
+}  // namespace
 
 Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
   VDIT_CHECK(weight.ndim() == 2, "linear weight must be 2-d [out, in], got " << to_string(weight.shape()));
@@ -24,11 +43,7 @@ Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
   Tensor out = Tensor::empty(out_shape);
-  {
-    const Tensor w = weight.to_f32();
-    blas::sgemm(false, true, rows, out_features, in_features, 1.0f, x.data(), in_features, w.data(),
-                in_features, 0.0f, out.data(), out_features);
-  }
+  times_weight(true, rows, out_features, in_features, x.data(), weight, 0.0f, out.data());
   if (bias.defined()) {
     const Tensor b = bias.to_f32();
     const float* pb = b.data();
@@ -49,10 +64,8 @@ Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
     if (!dy) return;
     bool fresh = false;
     if (gx) {
-      const Tensor w = saved_w.to_f32();
       float* dx = gx->buffer_for_write(&fresh);
-      blas::sgemm(false, false, rows, in_features, out_features, 1.0f, dy, out_features, w.data(),
-                  in_features, fresh ? 0.0f : 1.0f, dx, in_features);
+      times_weight(false, rows, in_features, out_features, dy, saved_w, fresh ? 0.0f : 1.0f, dx);
     }
     if (gw) {
       float* dw = gw->buffer_for_write(&fresh);

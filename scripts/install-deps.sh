@@ -6,6 +6,11 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   libopenblas0-openmp libopenblas-openmp-dev
+  # The pthread build too, for tests/test_blas.cpp: installing it makes it the system's default
+  # libopenblas.so.0 (Debian's priority 100 against the OpenMP build's 95), the case where
+  # vditkit must still load the OpenMP build by its own path.
+  libopenblas0-pthread
+  libdnnl-dev
   libhdf5-dev zlib1g-dev
   libboost-program-options-dev libboost-serialization-dev
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg

@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!std::strcmp(argv[1], "--version")) {
-    std::cout << "vditkit 0.1 (OpenBLAS core " << vdit::blas::core_name() << ")\n";
+    std::cout << "vditkit 0.1 (OpenBLAS " << vdit::blas::build() << ")\n";
     return 0;
   }
   for (const Command& c : commands()) {
