@@ -1,11 +1,11 @@
 // Autograd figures (issue: foundation): raw sgemm throughput in this process, our linear
-// forward+backward against it, and the fused attention's throughput and memory.
-#include <omp.h>
-
+// forward+backward against it, bf16 products with frozen weights against it, and the fused
+// attention's throughput and memory.
 #include <cmath>
 #include <random>
 
 #include "autograd/blas.h"
+#include "autograd/gemm_bf16.h"
 #include "autograd/ops.h"
 #include "bench/harness.h"
 
@@ -24,9 +24,8 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, bool requires_grad = fal
 }
 
 void run_autograd() {
+  report("openblas_build", blas::threading_name(blas::threading()));
   report("openblas_core", blas::core_name());
-  report("openblas_config", blas::config());
-  report("threads", omp_get_max_threads());
 
   // sgemm 4096 x 1536 x 1536, the shape of a 1.3B linear layer over 4096 tokens.
   const int64_t m = 4096, n = 1536, k = 1536;
@@ -51,6 +50,16 @@ void run_autograd() {
   const double linear_gflops = 3.0 * gemm_flops / t_linear / 1e9;
   report("linear_fwd_bwd_gflops", linear_gflops);
   report("linear_fwd_bwd_vs_sgemm", linear_gflops / sgemm_gflops);
+
+  // The same product with the weight frozen as bf16, x narrowed in the call (gemm_bf16.h).
+  if (gemm::bf16_path() == gemm::Bf16Path::Native) {
+    const Tensor b_bf16 = b.to_bf16();
+    const double t_bf16 = seconds_per_call([&] {
+      gemm::gemm_bf16(true, m, n, k, a.data(), k, b_bf16.bf16_data(), k, 0.0f, c.data(), n);
+    });
+    report("bf16_gemm_gflops", gemm_flops / t_bf16 / 1e9);
+    report("bf16_gemm_vs_sgemm", t_gemm / t_bf16);
+  }
 
   // Attention, 12 heads of 128 over 4096 tokens (the 1.3B self-attention at 4096 tokens).
   // FLOPs counted as FlashAttention does: forward 4 N^2 hd per head, backward 2.5x forward.

@@ -1,6 +1,7 @@
 // Wan2.1 figures (issue: Wan2.1 VDiT): one 1.3B-shaped block forward + backward, ours against
-// PyTorch on the same shapes and threads; and the peak memory of loading a 1.3B-shaped bf16
-// checkpoint as float32 and as frozen bf16.
+// PyTorch on the same shapes and threads; a frozen block's forward with float32 and with bf16
+// weights (--frozen-bf16), ours against each other and against PyTorch in float32 and bf16;
+// and the peak memory of loading a 1.3B-shaped bf16 checkpoint as float32 and as frozen bf16.
 #include <malloc.h>
 #include <omp.h>
 
@@ -20,9 +21,18 @@ namespace vdit::bench {
 
 namespace {
 
+// PyTorch's one figure from bench/torch_wan_block.py ARGS, or 0 after reporting NAME unavailable.
+double torch_seconds(const std::string& name, const std::string& args) {
+  const std::vector<double> figures = python_figures("torch_wan_block.py", args, omp_get_max_threads());
+  if (figures.size() == 1) {
+    report(name, figures[0]);
+    return figures[0];
+  }
+  report(name, "unavailable (python3-torch missing?)");
+  return 0.0;
+}
+
 void run_wan_block() {
-  const int threads = omp_get_max_threads();
-  report("threads", threads);
   VDiTConfig config = VDiTConfig::wan_1_3b();
   config.num_layers = 1;
   Rng rng(0);
@@ -44,14 +54,27 @@ void run_wan_block() {
     sum_all(mul(block(x, e0, context, rope), upstream)).backward();
   }, 3, 3.0);
   report("wan13b_block_fwd_bwd_s", ours);
-  const std::vector<double> torch = python_figures("torch_wan_block.py", "", threads);
-  if (torch.size() != 1) {
-    report("torch_wan13b_block_fwd_bwd_s", "unavailable (python3-torch missing?)");
-    return;
+  if (const double theirs = torch_seconds("torch_wan13b_block_fwd_bwd_s", ""); theirs > 0)
+    report("wan13b_block_speedup", theirs / ours);
+
+  // A frozen block, as every block below the first trained one runs: forward only, no tape.
+  ParameterMap frozen_f32, frozen_bf16;
+  for (const auto& [name, p] : params) {
+    frozen_f32[name] = p.detach();
+    frozen_bf16[name] = p.to_bf16();
   }
-  const double theirs = torch[0];
-  report("torch_wan13b_block_fwd_bwd_s", theirs);
-  report("wan13b_block_speedup", theirs / ours);
+  const auto frozen_forward = [&](const ParameterMap& weights) {
+    const WanBlock frozen = build_wan_block(config, weights, 0);
+    return seconds_per_call([&] { frozen(x, e0, context, rope); }, 3, 2.0);
+  };
+  const double f32 = frozen_forward(frozen_f32), bf16 = frozen_forward(frozen_bf16);
+  report("wan13b_frozen_block_fwd_s", f32);
+  report("wan13b_frozen_bf16_block_fwd_s", bf16);
+  report("wan13b_frozen_bf16_fwd_speedup", f32 / bf16);  // bf16 weights against float32 ones
+  if (const double theirs = torch_seconds("torch_wan13b_frozen_block_fwd_s", "--frozen"); theirs > 0)
+    report("wan13b_frozen_fwd_speedup", theirs / f32);
+  if (const double theirs = torch_seconds("torch_wan13b_frozen_bf16_block_fwd_s", "--frozen --dtype bf16"); theirs > 0)
+    report("wan13b_frozen_bf16_fwd_speedup_vs_torch_bf16", theirs / bf16);
 }
 
 void run_load_memory() {

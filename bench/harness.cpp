@@ -1,11 +1,18 @@
 #include "bench/harness.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <filesystem>
 #include <sstream>
+
+#include "autograd/blas.h"
+#include "autograd/cpu_features.h"
+#include "autograd/gemm_bf16.h"
 
 namespace vdit::bench {
 
@@ -53,7 +60,10 @@ double peak_rss_mib() { return std::max(status_field_mib("VmHWM"), status_field_
 double current_rss_mib() { return status_field_mib("VmRSS"); }
 
 std::vector<double> python_figures(const std::string& script, const std::string& args, int threads) {
-  const std::string command = "OMP_NUM_THREADS=" + std::to_string(threads) + " " + VDITKIT_PYTHON + " " +
+  const std::filesystem::path blas_dir = std::filesystem::path(blas::library_path()).parent_path();
+  const std::string library_path =
+      blas_dir.is_absolute() ? "LD_LIBRARY_PATH=" + blas_dir.string() + "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} " : "";
+  const std::string command = library_path + "OMP_NUM_THREADS=" + std::to_string(threads) + " " + VDITKIT_PYTHON + " " +
                               VDITKIT_SOURCE_DIR + "/bench/" + script + " --threads " + std::to_string(threads) +
                               " " + args;
   std::vector<double> figures;
@@ -72,6 +82,14 @@ void report(const std::string& name, double value) {
 void report(const std::string& name, const std::string& value) {
   std::printf("%s: %s\n", name.c_str(), value.c_str());
   std::fflush(stdout);
+}
+
+void report_machine() {
+  report("threads", omp_get_max_threads());
+  report("cpu", cpu_features().model);
+  report("isa", isa_summary(cpu_features()));
+  report("openblas", blas::build());
+  report("bf16_products", gemm::bf16_path_name(gemm::bf16_path()));
 }
 
 std::vector<Section>& sections() {

@@ -18,8 +18,14 @@ double current_rss_mib();
 
 // Runs bench/SCRIPT (with ARGS) under Debian's python3 at `threads` OpenMP threads and returns
 // the numbers it prints on stdout; empty when it could not run (e.g. python3-torch missing).
-// The child inherits OPENBLAS_CORETYPE, so PyTorch's BLAS runs the same kernel as ours.
+// The child inherits OPENBLAS_CORETYPE and gets the directory of the OpenBLAS we loaded first on
+// LD_LIBRARY_PATH, so PyTorch's BLAS is the same build running the same kernel as ours.
 std::vector<double> python_figures(const std::string& script, const std::string& args, int threads);
+
+// The machine and libraries every figure depends on, as `name: value` lines: OpenMP threads,
+// CPU model, ISA (AVX2, AVX-512, AVX512-BF16, AMX-BF16), the OpenBLAS build and core, and the
+// path bf16 products take.
+void report_machine();
 
 // Prints "name: value" on one line, flushed at once (a reader may follow the run live).
 void report(const std::string& name, double value);

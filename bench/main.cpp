@@ -1,5 +1,6 @@
 // vditkit-bench: prints one `name: value` line per figure. With no arguments every section
 // runs; otherwise only the sections named (`vditkit-bench autograd`). `--list` lists them.
+// Every run starts with the machine's description (report_machine).
 #include <cstring>
 #include <iostream>
 #include <set>
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
     wanted.insert(argv[i]);
   }
   try {
+    vdit::bench::report_machine();
     for (const auto& s : vdit::bench::sections())
       if (wanted.empty() || wanted.count(s.name)) s.run();
   } catch (const std::exception& e) {
