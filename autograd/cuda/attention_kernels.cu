@@ -110,11 +110,14 @@ __device__ __forceinline__ void softmax_update(float (&s)[MT][NT][4], float (&o)
         }
       row_sum[m][half] = row_sum[m][half] * correction + sum;
       row_max[m][half] = new_max;
+      // Once a row's maximum has settled (most tiles of a long sequence) the correction is
+      // exactly 1 and the HD / 4 multiplies of the rescale can be skipped.
+      if (correction != 1.0f)
 #pragma unroll
-      for (int d = 0; d < HD / 8; ++d) {
-        o[m][d][2 * half] *= correction;
-        o[m][d][2 * half + 1] *= correction;
-      }
+        for (int d = 0; d < HD / 8; ++d) {
+          o[m][d][2 * half] *= correction;
+          o[m][d][2 * half + 1] *= correction;
+        }
     }
 }
 
