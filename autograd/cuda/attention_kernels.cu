@@ -631,6 +631,8 @@ std::string attention_backward(const AttentionInputs& in, const __nv_bfloat16* o
     return "attention (CUDA): the backward needs out, lse and dout (out and dout 16-byte aligned)";
   if (grads.dtemperature && !in.temperature)
     return "attention (CUDA): a temperature gradient was asked for but no temperature was given";
+  for (const float* g : {grads.dq, grads.dk, grads.dv})  // updated two floats at a time
+    if (reinterpret_cast<uintptr_t>(g) % 8 != 0) return "attention (CUDA): dq, dk and dv must be 8-byte aligned";
   const size_t need = attention_backward_workspace_bytes(in.shape);
   if (!workspace || workspace_bytes < need || reinterpret_cast<uintptr_t>(workspace) % 256 != 0)
     return "attention (CUDA): the backward needs a 256-byte aligned workspace of " + std::to_string(need) +

@@ -410,6 +410,18 @@ TEST(AttentionCudaErrors, TemperatureGradientWithoutTemperatureIsAnError) {
   EXPECT_NE(e.find("no temperature was given"), std::string::npos) << e;
 }
 
+TEST(AttentionCudaErrors, MisalignedGradientIsAnError) {
+  alignas(16) static __nv_bfloat16 token[64];
+  alignas(16) static float grad[66];
+  AttentionInputs in;
+  in.shape = {1, 1, 1, 1, 64};
+  in.q = in.k = in.v = token;
+  AttentionGrads grads;
+  grads.dk = grad + 1;
+  const std::string e = attention_backward(in, token, grad, grad, grads, nullptr, 0, nullptr);
+  EXPECT_NE(e.find("8-byte aligned"), std::string::npos) << e;
+}
+
 // Not a test: `--gtest_also_run_disabled_tests --gtest_filter=*Benchmark*` prints the throughput
 // at the Wan2.1-1.3B attention shapes.
 TEST(AttentionCudaBenchmark, DISABLED_PrintsThroughputAtWanShapes) {
