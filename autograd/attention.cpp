@@ -14,6 +14,7 @@
 
 #include "autograd/blas.h"
 #include "autograd/check.h"
+#include "autograd/cuda_backend.h"
 #include "autograd/fast_math.h"
 #include "autograd/grad_accumulate.h"
 #include "autograd/ops.h"
@@ -198,6 +199,8 @@ Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
              "attention key mask " << to_string(mask_in.shape()) << " must be [" << g.batch << ", "
                                    << g.k_len << "]");
   VDIT_CHECK(!mask_in.defined() || !mask_in.requires_grad(), "the attention key mask takes no gradient");
+  if (on_cuda("attention", {&q_in, &k_in, &v_in, &tau_in, &mask_in}))
+    return cuda_op(&CudaBackend::attention, "attention")(q_in, k_in, v_in, options);
   const Tensor q = q_in.to_f32(), k = k_in.to_f32(), v = v_in.to_f32();
   const Tensor tau = tau_in.defined() ? tau_in.to_f32() : Tensor();
   const Tensor mask = mask_in.defined() ? mask_in.to_f32() : Tensor();

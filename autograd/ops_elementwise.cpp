@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "autograd/check.h"
+#include "autograd/cuda_backend.h"
 #include "autograd/fast_math.h"
 #include "autograd/grad_accumulate.h"
 #include "autograd/ops.h"
@@ -16,17 +17,25 @@ namespace {
 // --- binary ---
 
 struct AddOp {
+  static constexpr BinaryOp kKind = BinaryOp::Add;
+  static constexpr const char* kName = "add";
   static float f(float a, float b) { return a + b; }
 };
 struct SubOp {
+  static constexpr BinaryOp kKind = BinaryOp::Sub;
+  static constexpr const char* kName = "sub";
   static float f(float a, float b) { return a - b; }
 };
 struct MulOp {
+  static constexpr BinaryOp kKind = BinaryOp::Mul;
+  static constexpr const char* kName = "mul";
   static float f(float a, float b) { return a * b; }
   static float da(float a, float b, float dy) { return dy * b; }
   static float db(float a, float b, float dy) { return dy * a; }
 };
 struct DivOp {
+  static constexpr BinaryOp kKind = BinaryOp::Div;
+  static constexpr const char* kName = "div";
   static float f(float a, float b) { return a / b; }
   static float da(float a, float b, float dy) { return dy / b; }
   static float db(float a, float b, float dy) { return -dy * a / (b * b); }
@@ -60,6 +69,7 @@ void broadcast_for_each(const Shape& shape, const float* pa, const Shape& a_shap
 
 template <class Op>
 Tensor binary(const Tensor& a_in, const Tensor& b_in) {
+  if (on_cuda(Op::kName, {&a_in, &b_in})) return cuda_op(&CudaBackend::binary, Op::kName)(Op::kKind, a_in, b_in);
   const Tensor a = a_in.to_f32(), b = b_in.to_f32();
   const Shape shape = broadcast_shapes(a.shape(), b.shape());
   Tensor out = Tensor::empty(shape);
@@ -105,21 +115,29 @@ Tensor binary(const Tensor& a_in, const Tensor& b_in) {
 // --- unary: y = f(x), dx = dy * f'(x, y); kSavesX / kSavesY say what the derivative reads ---
 
 struct SquareOp {
+  static constexpr UnaryOp kKind = UnaryOp::Square;
+  static constexpr const char* kName = "square";
   static constexpr bool kSavesX = true, kSavesY = false;
   static float f(float x) { return x * x; }
   static float df(float x, float) { return 2.0f * x; }
 };
 struct ExpOp {
+  static constexpr UnaryOp kKind = UnaryOp::Exp;
+  static constexpr const char* kName = "exp";
   static constexpr bool kSavesX = false, kSavesY = true;
   static float f(float x) { return std::exp(x); }
   static float df(float, float y) { return y; }
 };
 struct LogOp {
+  static constexpr UnaryOp kKind = UnaryOp::Log;
+  static constexpr const char* kName = "log";
   static constexpr bool kSavesX = true, kSavesY = false;
   static float f(float x) { return std::log(x); }
   static float df(float x, float) { return 1.0f / x; }
 };
 struct TanhOp {
+  static constexpr UnaryOp kKind = UnaryOp::Tanh;
+  static constexpr const char* kName = "tanh";
   static constexpr bool kSavesX = false, kSavesY = true;
   static float f(float x) { return std::tanh(x); }
   static float df(float, float y) { return 1.0f - y * y; }
@@ -128,6 +146,8 @@ struct TanhOp {
 inline float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
 
 struct SiluOp {
+  static constexpr UnaryOp kKind = UnaryOp::Silu;
+  static constexpr const char* kName = "silu";
   static constexpr bool kSavesX = true, kSavesY = false;
   static float f(float x) { return x * sigmoid(x); }
   static float df(float x, float) {
@@ -136,6 +156,8 @@ struct SiluOp {
   }
 };
 struct GeluTanhOp {
+  static constexpr UnaryOp kKind = UnaryOp::GeluTanh;
+  static constexpr const char* kName = "gelu_tanh";
   static constexpr bool kSavesX = true, kSavesY = false;
   static constexpr float kC = 0.7978845608028654f;  // sqrt(2 / pi)
   static constexpr float kA = 0.044715f;
@@ -149,6 +171,7 @@ struct GeluTanhOp {
 
 template <class Op>
 Tensor unary(const Tensor& x_in) {
+  if (on_cuda(Op::kName, {&x_in})) return cuda_op(&CudaBackend::unary, Op::kName)(Op::kKind, x_in);
   const Tensor x = x_in.to_f32();
   Tensor out = Tensor::empty(x.shape());
   const float* px = x.data();
@@ -176,6 +199,7 @@ Tensor unary(const Tensor& x_in) {
 
 // y = factor * x + offset: the affine maps `scale` and `add_scalar` share.
 Tensor affine(const Tensor& x_in, float factor, float offset) {
+  if (on_cuda("scale", {&x_in})) return cuda_op(&CudaBackend::affine, "scale")(x_in, factor, offset);
   const Tensor x = x_in.to_f32();
   Tensor out = Tensor::empty(x.shape());
   const float* px = x.data();

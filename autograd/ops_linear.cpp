@@ -6,6 +6,7 @@
 
 #include "autograd/blas.h"
 #include "autograd/check.h"
+#include "autograd/cuda_backend.h"
 #include "autograd/gemm_bf16.h"
 #include "autograd/grad_accumulate.h"
 #include "autograd/ops.h"
@@ -38,6 +39,8 @@ Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
                              << to_string(weight.shape()));
   VDIT_CHECK(!bias.defined() || bias.shape() == Shape{out_features},
              "linear bias " << to_string(bias.shape()) << " does not match weight " << to_string(weight.shape()));
+  if (on_cuda("linear", {&x_in, &weight, &bias}))
+    return cuda_op(&CudaBackend::linear, "linear")(x_in, weight, bias);
   const Tensor x = x_in.to_f32();
   const int64_t rows = x.numel() / in_features;
   Shape out_shape = x.shape();
@@ -98,6 +101,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   VDIT_CHECK(a_in.ndim() >= 2 && b_in.ndim() >= 2,
              "matmul needs 2-d or batched operands, got " << to_string(a_in.shape()) << " and "
                                                           << to_string(b_in.shape()));
+  if (on_cuda("matmul", {&a_in, &b_in})) return cuda_op(&CudaBackend::matmul, "matmul")(a_in, b_in);
   const Tensor a = a_in.to_f32(), b = b_in.to_f32();
   const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
   VDIT_CHECK(b.size(-2) == k, "matmul inner sizes differ: " << to_string(a.shape()) << " x "

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "autograd/check.h"
+#include "autograd/cuda_backend.h"
 #include "autograd/grad_accumulate.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
@@ -11,6 +12,7 @@
 namespace vdit {
 
 Tensor softmax(const Tensor& x_in) {
+  if (on_cuda("softmax", {&x_in})) return cuda_op(&CudaBackend::softmax, "softmax")(x_in);
   const Tensor x = x_in.to_f32();
   VDIT_CHECK(x.ndim() >= 1, "softmax of a scalar");
   const int64_t d = x.size(-1), rows = d ? x.numel() / d : 0;
@@ -139,10 +141,13 @@ Tensor normalize_rows(const Tensor& x_in, const Tensor& weight, const Tensor& bi
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
+  if (on_cuda("layer_norm", {&x, &weight, &bias}))
+    return cuda_op(&CudaBackend::layer_norm, "layer_norm")(x, weight, bias, eps);
   return normalize_rows(x, weight, bias, eps, true);
 }
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) {
+  if (on_cuda("rms_norm", {&x, &weight})) return cuda_op(&CudaBackend::rms_norm, "rms_norm")(x, weight, eps);
   return normalize_rows(x, weight, Tensor(), eps, false);
 }
 

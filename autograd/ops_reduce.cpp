@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "autograd/check.h"
+#include "autograd/cuda_backend.h"
 #include "autograd/grad_accumulate.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
@@ -12,6 +13,8 @@ namespace {
 
 // sum(x) * factor over `axes`; mean is the same with factor 1/count.
 Tensor scaled_sum(const Tensor& x_in, const std::vector<int>& axes, bool keepdim, bool average) {
+  const char* name = average ? "mean" : "sum";
+  if (on_cuda(name, {&x_in})) return cuda_op(&CudaBackend::sum, name)(x_in, axes, keepdim, average);
   const Tensor x = x_in.to_f32();
   const int nd = x.ndim();
   std::vector<bool> reduced(nd, false);
@@ -59,6 +62,8 @@ Tensor mse_loss(const Tensor& prediction, const Tensor& target) {
   VDIT_CHECK(prediction.shape() == target.shape(),
              "mse_loss: prediction " << to_string(prediction.shape()) << " and target "
                                      << to_string(target.shape()) << " differ");
+  if (on_cuda("mse_loss", {&prediction, &target}))
+    return cuda_op(&CudaBackend::mse_loss, "mse_loss")(prediction, target);
   const Tensor p = prediction.to_f32(), t = target.to_f32();
   const float* pp = p.data();
   const float* pt = t.data();

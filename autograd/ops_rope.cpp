@@ -2,6 +2,7 @@
 // (x[2j], x[2j+1]), read as the complex number x[2j] + i x[2j+1], is multiplied by
 // exp(i angle[n, j]). The backward pass is the rotation by -angle.
 #include "autograd/check.h"
+#include "autograd/cuda_backend.h"
 #include "autograd/grad_accumulate.h"
 #include "autograd/ops.h"
 
@@ -41,6 +42,7 @@ void rotate_pairs(const float* src, float* dst, const float* cos, const float* s
 }  // namespace
 
 Tensor rope(const Tensor& x_in, const Tensor& cos_in, const Tensor& sin_in) {
+  if (on_cuda("rope", {&x_in, &cos_in, &sin_in})) return cuda_op(&CudaBackend::rope, "rope")(x_in, cos_in, sin_in);
   const Tensor x = x_in.to_f32(), cos = cos_in.to_f32(), sin = sin_in.to_f32();
   VDIT_CHECK(x.ndim() >= 3, "rope input must be [..., N, H, hd], got " << to_string(x.shape()));
   const int64_t tokens = x.size(-3), heads = x.size(-2), head_dim = x.size(-1);

@@ -3,6 +3,7 @@
 #include <numeric>
 
 #include "autograd/check.h"
+#include "autograd/cuda_backend.h"
 #include "autograd/grad_accumulate.h"
 #include "autograd/ops.h"
 #include "autograd/strided.h"
@@ -55,16 +56,23 @@ Tensor reshape(const Tensor& x, Shape shape) {
   if (infer >= 0 && known > 0) shape[infer] = x.numel() / known;
   VDIT_CHECK(numel(shape) == x.numel(),
              "cannot reshape " << to_string(x.shape()) << " to " << to_string(shape));
-  Tensor out = Tensor::borrow(shape, x.dtype(), x.impl()->data, x.impl()->owner);
+  Tensor out = Tensor::borrow(shape, x.dtype(), x.impl()->data, x.impl()->owner, x.device());
   if (!needs_grad({&x})) return out;
   GradRef go = Tape::output(out), gx = x.grad_ref();
-  Tape::record([go, gx, shape] {
-    if (const float* dy = arrived(go)) accumulate_grad(gx, shape, dy);
+  const Device device = x.device();
+  Tape::record([go, gx, shape, device] {
+    const float* dy = arrived(go);
+    if (!dy) return;
+    if (device.is_cuda())
+      cuda_backend().accumulate(gx->buffer(), dy, numel(shape), 1.0f, device.index);
+    else
+      accumulate_grad(gx, shape, dy);
   });
   return out;
 }
 
 Tensor permute(const Tensor& x_in, const std::vector<int>& axes) {
+  if (on_cuda("permute", {&x_in})) return cuda_op(&CudaBackend::permute, "permute")(x_in, axes);
   const Tensor x = x_in.to_f32();
   const int nd = x.ndim();
   VDIT_CHECK(static_cast<int>(axes.size()) == nd,
@@ -98,6 +106,7 @@ Tensor transpose(const Tensor& x, int axis_a, int axis_b) {
 }
 
 Tensor slice(const Tensor& x_in, int axis, int64_t begin, int64_t end) {
+  if (on_cuda("slice", {&x_in})) return cuda_op(&CudaBackend::slice, "slice")(x_in, axis, begin, end);
   const Tensor x = x_in.to_f32();
   const int a = normalize_axis(axis, x.ndim());
   VDIT_CHECK(0 <= begin && begin <= end && end <= x.size(a),
@@ -120,6 +129,9 @@ Tensor slice(const Tensor& x_in, int axis, int64_t begin, int64_t end) {
 
 Tensor concat(const std::vector<Tensor>& parts, int axis) {
   VDIT_CHECK(!parts.empty(), "concat of no tensors");
+  bool any_cuda = false;
+  for (const Tensor& p : parts) any_cuda = on_cuda("concat", {&parts[0], &p}) || any_cuda;
+  if (any_cuda) return cuda_op(&CudaBackend::concat, "concat")(parts, axis);
   const int a = normalize_axis(axis, parts[0].ndim());
   Shape out_shape = parts[0].shape();
   out_shape[a] = 0;

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "autograd/check.h"
+#include "autograd/cuda_backend.h"
 
 namespace vdit {
 
@@ -46,7 +47,14 @@ bool needs_grad(std::initializer_list<const Tensor*> inputs) {
 void Tensor::backward() const {
   VDIT_CHECK(numel() == 1, "backward() needs a scalar, got shape " << to_string(shape()));
   VDIT_CHECK(requires_grad(), "backward() on a tensor that does not require a gradient");
-  grad_ref()->buffer()[0] += 1.0f;
+  float* seed = grad_ref()->buffer();
+  if (is_cuda()) {
+    const Tensor one = Tensor::full({1}, 1.0f).to(device());
+    cuda_backend().accumulate(seed, static_cast<const float*>(one.storage()), 1, 1.0f,
+                              device().index);
+  } else {
+    seed[0] += 1.0f;
+  }
   Tape::run_backward();
 }
 

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "autograd/check.h"
+#include "autograd/cuda_backend.h"
 
 namespace vdit {
 
@@ -106,12 +107,29 @@ void count_allocation(int64_t bytes) {
   }
 }
 
-std::shared_ptr<TensorImpl> allocate(const Shape& shape, DType dtype = DType::F32) {
+size_t element_size(DType dtype) { return dtype == DType::F32 ? sizeof(float) : sizeof(uint16_t); }
+
+// CUDA storage: the backend's caching allocator keeps its own account (DeviceMemoryStats).
+std::shared_ptr<TensorImpl> allocate_on_device(const Shape& shape, DType dtype, Device device) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->device = device;
+  impl->owner = cuda_backend().allocate(static_cast<size_t>(numel(shape)) * element_size(dtype),
+                                        device.index);
+  impl->data = impl->owner.get();
+  return impl;
+}
+
+std::shared_ptr<TensorImpl> allocate(const Shape& shape, DType dtype = DType::F32,
+                                     Device device = Device::cpu()) {
+  for (int64_t d : shape) VDIT_CHECK(d >= 0, "negative dimension in shape " << to_string(shape));
+  if (device.is_cuda()) return allocate_on_device(shape, dtype, device);
   for (int64_t d : shape) VDIT_CHECK(d >= 0, "negative dimension in shape " << to_string(shape));
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
-  size_t bytes = static_cast<size_t>(numel(shape)) * (dtype == DType::F32 ? sizeof(float) : sizeof(uint16_t));
+  size_t bytes = static_cast<size_t>(numel(shape)) * element_size(dtype);
   const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;  // aligned_alloc wants a multiple of the alignment
   const bool large = rounded >= LargeBlockCache::kMinBytes;
   void* p = large ? large_blocks().take(rounded) : nullptr;
@@ -135,6 +153,32 @@ void reset_tensor_memory_peak() { g_peak_bytes.store(g_live_bytes.load()); }
 
 Tensor Tensor::empty(const Shape& shape) { return Tensor(allocate(shape)); }
 
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  return Tensor(allocate(shape, dtype, device));
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  if (device.is_cuda())
+    cuda_backend().fill(t.storage(), dtype, t.numel(), 0.0f, device.index);
+  else
+    std::memset(t.storage(), 0, static_cast<size_t>(t.storage_bytes()));
+  return t;
+}
+
+int64_t Tensor::storage_bytes() const {
+  return numel() * static_cast<int64_t>(element_size(dtype()));
+}
+
+Tensor Tensor::to(Device device) const {
+  if (device == impl_->device) return *this;
+  Tensor out = empty(shape(), dtype(), device);
+  if (device.is_cuda() || impl_->device.is_cuda())
+    cuda_backend().copy(out.storage(), device, storage(), impl_->device,
+                        static_cast<size_t>(storage_bytes()));
+  return out;
+}
+
 Tensor Tensor::zeros(const Shape& shape) {
   Tensor t = empty(shape);
   std::memset(t.data(), 0, static_cast<size_t>(t.numel()) * sizeof(float));
@@ -156,10 +200,12 @@ Tensor Tensor::from_vector(const Shape& shape, const std::vector<float>& values)
   return t;
 }
 
-Tensor Tensor::borrow(const Shape& shape, DType dtype, void* data, std::shared_ptr<void> owner) {
+Tensor Tensor::borrow(const Shape& shape, DType dtype, void* data, std::shared_ptr<void> owner,
+                      Device device) {
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
+  impl->device = device;
   impl->data = data;
   impl->owner = std::move(owner);
   return Tensor(std::move(impl));
@@ -172,33 +218,54 @@ int64_t Tensor::size(int axis) const {
   return impl_->shape[a];
 }
 
+namespace {
+
+// Host code must not dereference device storage: a CPU kernel reached with a CUDA tensor is a
+// dispatch bug, reported instead of crashing.
+void check_host(const TensorImpl& impl, const char* what) {
+  VDIT_CHECK(impl.device.is_cpu(), what << " requested from a tensor of shape " << to_string(impl.shape)
+                                        << " on " << to_string(impl.device)
+                                        << "; copy it with to(cpu) first");
+}
+
+}  // namespace
+
 float* Tensor::data() {
+  check_host(*impl_, "host float32 data");
   VDIT_CHECK(impl_->dtype == DType::F32, "float32 data requested from a bfloat16 tensor");
   return static_cast<float*>(impl_->data);
 }
 
 const float* Tensor::data() const {
+  check_host(*impl_, "host float32 data");
   VDIT_CHECK(impl_->dtype == DType::F32, "float32 data requested from a bfloat16 tensor");
   return static_cast<const float*>(impl_->data);
 }
 
 const uint16_t* Tensor::bf16_data() const {
+  check_host(*impl_, "host bfloat16 data");
   VDIT_CHECK(impl_->dtype == DType::BF16, "bfloat16 data requested from a float32 tensor");
   return static_cast<const uint16_t*>(impl_->data);
 }
 
 float Tensor::item() const {
   VDIT_CHECK(numel() == 1, "item() of a tensor of shape " << to_string(shape()));
+  if (is_cuda()) return to(Device::cpu()).item();
   return impl_->dtype == DType::F32 ? data()[0] : bf16_to_float(bf16_data()[0]);
 }
 
 std::vector<float> Tensor::to_vector() const {
-  Tensor f = to_f32();
+  Tensor f = to(Device::cpu()).to_f32();
   return std::vector<float>(f.data(), f.data() + f.numel());
 }
 
 Tensor Tensor::to_f32() const {
   if (impl_->dtype == DType::F32) return *this;
+  if (is_cuda()) {
+    Tensor out = empty(shape(), DType::F32, device());
+    cuda_backend().convert(storage(), DType::BF16, out.storage(), DType::F32, numel(), device().index);
+    return out;
+  }
   Tensor out = empty(shape());
   const uint16_t* src = bf16_data();
   float* dst = out.data();
@@ -210,6 +277,11 @@ Tensor Tensor::to_f32() const {
 
 Tensor Tensor::to_bf16() const {
   if (impl_->dtype == DType::BF16) return *this;
+  if (is_cuda()) {
+    Tensor out = empty(shape(), DType::BF16, device());
+    cuda_backend().convert(storage(), DType::F32, out.storage(), DType::BF16, numel(), device().index);
+    return out;
+  }
   Tensor out(allocate(shape(), DType::BF16));
   const float* src = data();
   uint16_t* dst = static_cast<uint16_t*>(out.impl()->data);
@@ -221,20 +293,28 @@ Tensor Tensor::to_bf16() const {
 
 Tensor Tensor::clone() const {
   Tensor f = to_f32();
+  if (is_cuda()) {
+    if (f.storage() != storage()) return f;  // the widening already made a fresh copy
+    Tensor out = empty(shape(), DType::F32, device());
+    cuda_backend().copy(out.storage(), device(), f.storage(), device(),
+                        static_cast<size_t>(storage_bytes()));
+    return out;
+  }
   Tensor out = empty(shape());
   std::memcpy(out.data(), f.data(), static_cast<size_t>(numel()) * sizeof(float));
   return out;
 }
 
 Tensor Tensor::detach() const {
-  return borrow(shape(), dtype(), impl_->data, impl_->owner);
+  return borrow(shape(), dtype(), impl_->data, impl_->owner, impl_->device);
 }
 
 Tensor& Tensor::set_requires_grad(bool value) {
-  VDIT_CHECK(!value || impl_->dtype == DType::F32,
-             "a bfloat16 tensor is frozen storage and cannot require a gradient");
+  VDIT_CHECK(!value || impl_->dtype == DType::F32 || is_cuda(),
+             "a bfloat16 tensor on the CPU is frozen storage and cannot require a gradient");
   impl_->requires_grad = value;
-  if (value && !impl_->slot) impl_->slot = std::make_shared<GradSlot>(GradSlot{shape(), nullptr});
+  if (value && !impl_->slot)
+    impl_->slot = std::make_shared<GradSlot>(GradSlot{shape(), nullptr, impl_->device});
   if (!value) impl_->slot.reset();
   return *this;
 }
@@ -250,13 +330,13 @@ void Tensor::zero_grad() const {
 GradRef Tensor::grad_ref() const { return impl_->requires_grad ? impl_->slot : nullptr; }
 
 float* GradSlot::buffer() {
-  if (!grad) grad = Tensor::zeros(shape).impl_ptr();
+  if (!grad) grad = Tensor::zeros(shape, DType::F32, device).impl_ptr();
   return static_cast<float*>(grad->data);
 }
 
 float* GradSlot::buffer_for_write(bool* fresh) {
   *fresh = !grad;
-  if (!grad) grad = Tensor::empty(shape).impl_ptr();
+  if (!grad) grad = Tensor::empty(shape, DType::F32, device).impl_ptr();
   return static_cast<float*>(grad->data);
 }
 

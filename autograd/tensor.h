@@ -1,14 +1,18 @@
 #pragma once
 // Tensor: a shape over contiguous storage, shared by every copy of the handle.
 //
-// Compute is float32. Storage may also be bf16, for frozen weights only: such a tensor can
-// never require a gradient and is widened to float32 where an op reads it. Storage may be
-// owned (aligned heap) or borrowed (a memory-mapped file), kept alive by `owner`.
+// On the CPU, compute is float32 and storage may also be bf16, for frozen weights only: such a
+// tensor can never require a gradient and is widened to float32 where an op reads it. On a CUDA
+// device, activations are bf16 and may require gradients (see the README's precision table).
+// Gradients are float32 on every device. Storage may be owned (aligned heap, or the CUDA
+// caching allocator) or borrowed (a memory-mapped file), kept alive by `owner`.
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "autograd/device.h"
 
 namespace vdit {
 
@@ -30,6 +34,7 @@ struct TensorImpl;
 struct GradSlot {
   Shape shape;
   std::shared_ptr<TensorImpl> grad;  // float32, allocated (as zeros) by the first write
+  Device device;                     // where `grad` lives: the tensor's own device
 
   float* buffer();                  // for accumulation: allocates (as zeros) on first use
   // For kernels that can either overwrite or accumulate (GEMM's beta): the buffer, and whether
@@ -42,6 +47,7 @@ using GradRef = std::shared_ptr<GradSlot>;
 struct TensorImpl {
   Shape shape;
   DType dtype = DType::F32;
+  Device device;
   void* data = nullptr;
   std::shared_ptr<void> owner;  // keeps `data` alive
   bool requires_grad = false;
@@ -56,10 +62,14 @@ class Tensor {
   // Owned float32 storage, 64-byte aligned. `empty` leaves the values undefined.
   static Tensor empty(const Shape& shape);
   static Tensor zeros(const Shape& shape);
+  // Owned storage of any dtype on any device (CUDA storage from the caching allocator).
+  static Tensor empty(const Shape& shape, DType dtype, Device device);
+  static Tensor zeros(const Shape& shape, DType dtype, Device device);
   static Tensor full(const Shape& shape, float value);
   static Tensor from_vector(const Shape& shape, const std::vector<float>& values);
   // Borrowed storage, no copy: `owner` keeps `data` alive (e.g. a mapped file).
-  static Tensor borrow(const Shape& shape, DType dtype, void* data, std::shared_ptr<void> owner);
+  static Tensor borrow(const Shape& shape, DType dtype, void* data, std::shared_ptr<void> owner,
+                       Device device = Device::cpu());
 
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const { return impl_->shape; }
@@ -67,19 +77,28 @@ class Tensor {
   int64_t size(int axis) const;  // negative axes count from the end
   int64_t numel() const { return vdit::numel(impl_->shape); }
   DType dtype() const { return impl_->dtype; }
+  Device device() const { return impl_->device; }
+  bool is_cuda() const { return impl_->device.is_cuda(); }
 
-  float* data();  // float32 tensors only
+  float* data();  // float32 host tensors only
   const float* data() const;
-  const uint16_t* bf16_data() const;  // bf16 tensors only
-  float item() const;                 // one-element tensors only
-  std::vector<float> to_vector() const;
+  const uint16_t* bf16_data() const;  // bf16 host tensors only
+  // The storage of any tensor, for kernels of the tensor's own device.
+  void* storage() const { return impl_->data; }
+  int64_t storage_bytes() const;
+  float item() const;                 // one-element tensors only; copies from a device
+  std::vector<float> to_vector() const;  // copies from a device
+
+  // A copy on `device` with the same dtype and values, no autograd history (a leaf); this
+  // tensor itself when it is already there. The only way data crosses devices.
+  Tensor to(Device device) const;
 
   // float32 view of the values: this tensor itself, or a widened copy of a bf16 one.
   Tensor to_f32() const;
   // bf16 storage of the values (round to nearest even): this tensor itself, or a narrowed
   // copy of a float32 one. For frozen weights only: the copy cannot require a gradient.
   Tensor to_bf16() const;
-  // A new owned float32 tensor with the same values and no autograd history.
+  // A new owned float32 tensor on the same device with the same values and no history.
   Tensor clone() const;
   // Same storage, no gradient, no history (a leaf).
   Tensor detach() const;
