@@ -12,6 +12,10 @@ struct Device {
   DeviceType type = DeviceType::CPU;
   int index = 0;  // the CUDA ordinal; 0 for the CPU
 
+  // Not an aggregate, so that a braced shape such as {2, 3} never reads as a Device.
+  constexpr Device() = default;
+  constexpr Device(DeviceType type_, int index_) : type(type_), index(index_) {}
+
   static Device cpu() { return {}; }
   static Device cuda(int index = 0) { return {DeviceType::CUDA, index}; }
   bool is_cpu() const { return type == DeviceType::CPU; }
