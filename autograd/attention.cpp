@@ -17,6 +17,7 @@
 #include "autograd/cuda_backend.h"
 #include "autograd/fast_math.h"
 #include "autograd/grad_accumulate.h"
+#include "autograd/parallel_errors.h"
 #include "autograd/ops.h"
 
 namespace vdit {
@@ -56,12 +57,18 @@ float head_factor(const Inputs& in, int64_t h) {
 void forward(const Geometry& g, const Inputs& in, float* out, float* lse) {
   const int64_t q_blocks = (g.q_len + kQueryBlock - 1) / kQueryBlock;
   const int64_t tasks = g.batch * g.heads * q_blocks;
+  ParallelErrors errors;
 #pragma omp parallel
   {
-    std::vector<float> s(kQueryBlock * kKeyBlock), acc(kQueryBlock * g.head_dim);
-    std::vector<float> row_max(kQueryBlock), row_sum(kQueryBlock);  // running max and sum per query
+    std::vector<float> s, acc, row_max, row_sum;  // row_max and row_sum: running, per query
+    errors.run([&] {
+      s.resize(kQueryBlock * kKeyBlock);
+      acc.resize(kQueryBlock * g.head_dim);
+      row_max.resize(kQueryBlock);
+      row_sum.resize(kQueryBlock);
+    });
 #pragma omp for schedule(dynamic)
-    for (int64_t task = 0; task < tasks; ++task) {
+    for (int64_t task = 0; task < tasks; ++task) errors.run([&] {
       const int64_t qb = task % q_blocks, h = (task / q_blocks) % g.heads, b = task / (q_blocks * g.heads);
       const int64_t q0 = qb * kQueryBlock, rows = std::min(kQueryBlock, g.q_len - q0);
       const float c = head_factor(in, h);
@@ -97,8 +104,9 @@ void forward(const Geometry& g, const Inputs& in, float* out, float* lse) {
         for (int64_t d = 0; d < g.head_dim; ++d) op[i * g.ld() + d] = acc[i * g.head_dim + d] * inv;
         lp[i] = row_sum[i] > 0.0f ? row_max[i] + std::log(row_sum[i]) : -INFINITY;
       }
-    }
+    });
   }
+  errors.rethrow();
 }
 
 struct Grads {
@@ -110,12 +118,18 @@ void backward(const Geometry& g, const Inputs& in, const float* out, const float
   const int64_t tasks = g.batch * g.heads;
   const bool want_temperature = grads.dtemperature != nullptr;
   std::vector<double> temperature_terms(tasks, 0.0);  // sum ds * s per (b, h)
+  ParallelErrors errors;
 #pragma omp parallel
   {
-    std::vector<float> p(kQueryBlock * kKeyBlock), dp(kQueryBlock * kKeyBlock), delta(g.q_len);
-    std::vector<float> ds_s(kKeyBlock);
+    std::vector<float> p, dp, delta, ds_s;
+    errors.run([&] {
+      p.resize(kQueryBlock * kKeyBlock);
+      dp.resize(kQueryBlock * kKeyBlock);
+      delta.resize(g.q_len);
+      ds_s.resize(kKeyBlock);
+    });
 #pragma omp for schedule(dynamic)
-    for (int64_t task = 0; task < tasks; ++task) {
+    for (int64_t task = 0; task < tasks; ++task) errors.run([&] {
       const int64_t h = task % g.heads, b = task / g.heads;
       const float c = head_factor(in, h);
       const int64_t qo = g.q_offset(b, h), ko = g.k_offset(b, h);
@@ -170,8 +184,9 @@ void backward(const Geometry& g, const Inputs& in, const float* out, const float
         }
       }
       temperature_terms[task] = ds_dot_s;
-    }
+    });
   }
+  errors.rethrow();
   if (grads.dtemperature)  // summed over the batch in a fixed order
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t h = task % g.heads;

@@ -11,6 +11,7 @@
 #include "autograd/grad_accumulate.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
+#include "autograd/parallel_errors.h"
 
 namespace vdit {
 
@@ -91,8 +92,10 @@ namespace {
 template <class Fn>
 void for_each_batch(int64_t batches, int64_t flops_each, Fn fn) {
   const bool parallel = batches >= omp_get_max_threads() && flops_each < (int64_t{1} << 24);
+  ParallelErrors errors;
 #pragma omp parallel for if (parallel) schedule(dynamic)
-  for (int64_t i = 0; i < batches; ++i) fn(i);
+  for (int64_t i = 0; i < batches; ++i) errors.run([&] { fn(i); });
+  errors.rethrow();
 }
 
 }  // namespace

@@ -1,11 +1,12 @@
 #include "data/hdf5_file.h"
 
 #include <hdf5.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 
 #include "autograd/check.h"
+#include "data/atomic_file.h"
 
 namespace vdit {
 
@@ -24,17 +25,63 @@ struct Handle {
   operator hid_t() const { return id; }
 };
 
+// A file whose close failed (a full disk while HDF5 flushes it) stays in HDF5's table, and the
+// library's own cleanup at exit crashes on it; vditkit closes every file it writes itself.
+[[maybe_unused]] const bool kNoCleanupAtExit = H5dont_atexit() >= 0;
+
 // HDF5 prints a stack of errors to stderr by default; ours name the file and object instead.
 void silence_hdf5() {
   static const bool once = [] { return H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr) >= 0; }();
   (void)once;
 }
 
-Shape space_shape(hid_t space) {
+// The most axes a vditkit array has is 5 (a patch embedding); more is a malformed file.
+constexpr int kMaxRank = 8;
+// Attributes are small: a config list, a name, a JSON list of sink positions.
+constexpr hssize_t kMaxAttributeValues = 1024;
+constexpr size_t kMaxStringBytes = size_t{16} << 20;
+
+std::string dims_text(const std::vector<hsize_t>& dims) {
+  std::string text = "[";
+  for (size_t i = 0; i < dims.size(); ++i) text += (i ? ", " : "") + std::to_string(dims[i]);
+  return text + "]";
+}
+
+// The extents of `space`, checked before anything is allocated from them: a scalar or simple
+// dataspace (not a null one), at most kMaxRank axes, and an element count that fits int64.
+Shape checked_extents(hid_t space, const std::string& where) {
+  const H5S_class_t cls = H5Sget_simple_extent_type(space);
+  VDIT_CHECK(cls == H5S_SCALAR || cls == H5S_SIMPLE, where << " holds no data (a null or unreadable dataspace)");
   const int rank = H5Sget_simple_extent_ndims(space);
-  std::vector<hsize_t> dims(std::max(rank, 0));
-  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-  return Shape(dims.begin(), dims.end());
+  VDIT_CHECK(rank >= 0 && rank <= kMaxRank, where << " has rank " << rank << ", expected at most " << kMaxRank);
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  VDIT_CHECK(H5Sget_simple_extent_dims(space, dims.data(), nullptr) == rank, where << ": unreadable extents");
+  Shape shape;
+  int64_t count = 1;
+  for (hsize_t d : dims) {
+    VDIT_CHECK(d <= static_cast<hsize_t>(INT64_MAX) && !__builtin_mul_overflow(count, static_cast<int64_t>(d), &count),
+               where << " has extents " << dims_text(dims) << " whose element count overflows");
+    shape.push_back(static_cast<int64_t>(d));
+  }
+  return shape;
+}
+
+// Bytes of physical memory: a dataset asking for more cannot be meant for this machine.
+uint64_t physical_memory() {
+  return static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE));
+}
+
+const char* class_name(H5T_class_t cls) {
+  switch (cls) {
+    case H5T_INTEGER: return "integer";
+    case H5T_FLOAT: return "floating point";
+    case H5T_STRING: return "string";
+    case H5T_COMPOUND: return "compound";
+    case H5T_ARRAY: return "array";
+    case H5T_VLEN: return "variable-length";
+    case H5T_ENUM: return "enum";
+    default: return "another class";
+  }
 }
 
 }  // namespace
@@ -96,26 +143,62 @@ std::vector<std::string> Hdf5File::groups(const std::string& group) const {
   return children(id_, path_, group, H5O_TYPE_GROUP);
 }
 
+namespace {
+
+// Opens dataset `name`, naming it when it is absent or not a dataset.
+hid_t open_dataset(const Hdf5File& file, hid_t id, const std::string& name) {
+  VDIT_CHECK(file.has(name), file.path() << ": no dataset '" << name << "'");
+  const hid_t d = H5Dopen2(id, name.c_str(), H5P_DEFAULT);
+  VDIT_CHECK(d >= 0, file.path() << ": '" << name << "' is not a dataset");
+  return d;
+}
+
+}  // namespace
+
 Shape Hdf5File::shape(const std::string& name) const {
-  VDIT_CHECK(has(name), path_ << ": no dataset '" << name << "'");
-  Handle d(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose);
-  VDIT_CHECK(d >= 0, path_ << ": '" << name << "' is not a dataset");
+  Handle d(open_dataset(*this, id_, name), H5Dclose);
   Handle space(H5Dget_space(d), H5Sclose);
-  return space_shape(space);
+  return checked_extents(space, path_ + ": dataset '" + name + "'");
 }
 
 Tensor Hdf5File::read(const std::string& name) const {
-  VDIT_CHECK(has(name), path_ << ": no dataset '" << name << "'");
-  Handle d(H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose);
-  VDIT_CHECK(d >= 0, path_ << ": '" << name << "' is not a dataset");
+  const std::string where = path_ + ": dataset '" + name + "'";
+  Handle d(open_dataset(*this, id_, name), H5Dclose);
   Handle type(H5Dget_type(d), H5Tclose);
   const H5T_class_t cls = H5Tget_class(type);
-  VDIT_CHECK(cls == H5T_FLOAT || cls == H5T_INTEGER, path_ << ": dataset '" << name << "' is not numeric");
+  VDIT_CHECK(cls == H5T_FLOAT, where << " is " << class_name(cls) << ", expected floating point");
   Handle space(H5Dget_space(d), H5Sclose);
-  Tensor out = Tensor::empty(space_shape(space));
+  const Shape shape = checked_extents(space, where);
+  const uint64_t count = static_cast<uint64_t>(numel(shape));
+  VDIT_CHECK(count <= physical_memory() / sizeof(float),
+             where << " has extents " << to_string(shape) << ": " << count
+                   << " float32 values, more than this machine's memory holds");
+  const uint64_t file_bytes = count * H5Tget_size(type);  // no overflow: count is bounded above
+  // Contiguous data is stored whole; less means a truncated or never-written dataset.
+  Handle plist(H5Dget_create_plist(d), H5Pclose);
+  VDIT_CHECK(H5Pget_layout(plist) != H5D_CONTIGUOUS || H5Pget_external_count(plist) > 0 ||
+                 H5Dget_storage_size(d) == file_bytes,
+             where << " has extents " << to_string(shape) << " (" << file_bytes << " bytes) but stores "
+                   << H5Dget_storage_size(d) << " bytes");
+  Tensor out = Tensor::empty(shape);
   VDIT_CHECK(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0,
              path_ << ": cannot read dataset '" << name << "'");
   return out;
+}
+
+double Hdf5File::read_number(const std::string& name) const {
+  const std::string where = path_ + ": dataset '" + name + "'";
+  Handle d(open_dataset(*this, id_, name), H5Dclose);
+  Handle type(H5Dget_type(d), H5Tclose);
+  const H5T_class_t cls = H5Tget_class(type);
+  VDIT_CHECK(cls == H5T_FLOAT || cls == H5T_INTEGER, where << " is " << class_name(cls) << ", expected a number");
+  Handle space(H5Dget_space(d), H5Sclose);
+  const Shape shape = checked_extents(space, where);
+  VDIT_CHECK(numel(shape) == 1, where << " has shape " << to_string(shape) << ", expected a single number");
+  double value = 0.0;
+  VDIT_CHECK(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) >= 0,
+             path_ << ": cannot read dataset '" << name << "'");
+  return value;
 }
 
 void Hdf5File::write(const std::string& name, const Tensor& tensor) {
@@ -149,13 +232,27 @@ hid_t open_attribute(hid_t file, const std::string& path, const std::string& obj
   return H5Aopen_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT);
 }
 
-template <typename T>
-std::vector<T> read_numeric_attribute(hid_t file, const std::string& path, const std::string& name, hid_t mem_type) {
-  Handle a(open_attribute(file, path, "/", name), H5Aclose);
+// The number of values attribute `a` holds, checked: a scalar or a list of at most
+// `max_count` values (not a null dataspace or a matrix).
+hssize_t attribute_count(hid_t a, const std::string& where, hssize_t max_count) {
   Handle space(H5Aget_space(a), H5Sclose);
-  const hssize_t n = H5Sget_simple_extent_npoints(space);
-  std::vector<T> values(std::max<hssize_t>(n, 0));
-  VDIT_CHECK(H5Aread(a, mem_type, values.data()) >= 0, path << ": attribute '" << name << "' is not numeric");
+  const Shape shape = checked_extents(space, where);
+  VDIT_CHECK(shape.size() <= 1 && numel(shape) <= max_count,
+             where << " has shape " << to_string(shape) << ", expected "
+                   << (max_count == 1 ? "a single value" : "a list of at most " + std::to_string(max_count) + " values"));
+  return static_cast<hssize_t>(numel(shape));
+}
+
+template <typename T>
+std::vector<T> read_numeric_attribute(hid_t file, const std::string& path, const std::string& name, hid_t mem_type,
+                                      hssize_t max_count) {
+  const std::string where = path + ": attribute '" + name + "'";
+  Handle a(open_attribute(file, path, "/", name), H5Aclose);
+  Handle type(H5Aget_type(a), H5Tclose);
+  const H5T_class_t cls = H5Tget_class(type);
+  VDIT_CHECK(cls == H5T_INTEGER || cls == H5T_FLOAT, where << " is " << class_name(cls) << ", expected a number");
+  std::vector<T> values(static_cast<size_t>(attribute_count(a, where, max_count)));
+  VDIT_CHECK(H5Aread(a, mem_type, values.data()) >= 0, where << ": cannot be read as a number");
   return values;
 }
 
@@ -174,36 +271,38 @@ void write_attribute(hid_t file, const std::string& path, const std::string& obj
 }  // namespace
 
 int64_t Hdf5File::read_int(const std::string& name) const {
-  const std::vector<int64_t> v = read_ints(name);
-  VDIT_CHECK(v.size() == 1, path_ << ": attribute '" << name << "' is not a single number");
-  return v[0];
+  return read_numeric_attribute<int64_t>(id_, path_, name, H5T_NATIVE_INT64, 1)[0];
 }
 
 std::vector<int64_t> Hdf5File::read_ints(const std::string& name) const {
-  return read_numeric_attribute<int64_t>(id_, path_, name, H5T_NATIVE_INT64);
+  return read_numeric_attribute<int64_t>(id_, path_, name, H5T_NATIVE_INT64, kMaxAttributeValues);
 }
 
 double Hdf5File::read_double(const std::string& name) const {
-  const std::vector<double> v = read_numeric_attribute<double>(id_, path_, name, H5T_NATIVE_DOUBLE);
-  VDIT_CHECK(v.size() == 1, path_ << ": attribute '" << name << "' is not a single number");
-  return v[0];
+  return read_numeric_attribute<double>(id_, path_, name, H5T_NATIVE_DOUBLE, 1)[0];
 }
 
 std::string Hdf5File::read_string(const std::string& name, const std::string& object) const {
+  const std::string where = path_ + ": attribute " + attribute_label(object, name);
   Handle a(open_attribute(id_, path_, object, name), H5Aclose);
   Handle type(H5Aget_type(a), H5Tclose);
-  const std::string label = attribute_label(object, name);
-  VDIT_CHECK(H5Tget_class(type) == H5T_STRING, path_ << ": attribute " << label << " is not a string");
+  const H5T_class_t cls = H5Tget_class(type);
+  VDIT_CHECK(cls == H5T_STRING, where << " is " << class_name(cls) << ", expected a string");
+  // One string: an array of them would overrun the single buffer read into below.
+  attribute_count(a, where, 1);
   if (H5Tis_variable_str(type) > 0) {
     char* value = nullptr;
     Handle mem(H5Tget_native_type(type, H5T_DIR_ASCEND), H5Tclose);
-    VDIT_CHECK(H5Aread(a, mem, &value) >= 0, path_ << ": cannot read attribute " << label);
+    VDIT_CHECK(H5Aread(a, mem, &value) >= 0, where << ": cannot be read");
     std::string out = value ? value : "";
     H5free_memory(value);
     return out;
   }
-  std::string out(H5Tget_size(type), '\0');
-  VDIT_CHECK(H5Aread(a, type, out.data()) >= 0, path_ << ": cannot read attribute " << label);
+  const size_t size = H5Tget_size(type);
+  VDIT_CHECK(size > 0 && size <= kMaxStringBytes, where << " is a string of " << size << " bytes, expected at most "
+                                                       << kMaxStringBytes);
+  std::string out(size, '\0');
+  VDIT_CHECK(H5Aread(a, type, out.data()) >= 0, where << ": cannot be read");
   out.resize(out.find('\0') == std::string::npos ? out.size() : out.find('\0'));
   return out;
 }
@@ -226,16 +325,18 @@ void Hdf5File::write_string(const std::string& name, const std::string& value, c
   write_attribute(id_, path_, object, name, type, type, value.c_str(), {});
 }
 
+void Hdf5File::close() {
+  const hid_t id = id_;
+  id_ = -1;
+  VDIT_CHECK(H5Fclose(id) >= 0, path_ << ": cannot close the HDF5 file (its last writes may not have reached the disk)");
+}
+
 void write_hdf5_atomically(const std::string& path, const std::function<void(Hdf5File&)>& fill) {
-  const std::string partial = path + ".partial";
-  try {
+  write_file_atomically(path, [&](const std::string& partial) {
     Hdf5File file(partial, Hdf5File::Mode::Create);
     fill(file);
-  } catch (...) {
-    std::remove(partial.c_str());
-    throw;
-  }
-  VDIT_CHECK(std::rename(partial.c_str(), path.c_str()) == 0, path << ": cannot rename " << partial << " into place");
+    file.close();
+  });
 }
 
 }  // namespace vdit

@@ -1,7 +1,9 @@
 #pragma once
 // A small RAII door to HDF5 for what vditkit stores: float32 datasets by path, and scalar or
 // small-array attributes on the root group (string attributes on any group). Every failure is
-// a vdit::Error naming the file and the dataset or attribute.
+// a vdit::Error naming the file and the dataset or attribute. Reads are bounded: a file's
+// ranks, extents, element counts, classes and sizes are checked against what is expected
+// before anything is allocated, so a malformed or hostile file gets an error, not a crash.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -26,8 +28,10 @@ class Hdf5File {
   // Names of the groups directly inside `group`, sorted.
   std::vector<std::string> groups(const std::string& group = "/") const;
   Shape shape(const std::string& name) const;
-  // Any floating-point dataset, converted to float32 by HDF5.
+  // A floating-point dataset of any width, converted to float32 by HDF5.
   Tensor read(const std::string& name) const;
+  // A dataset holding one number, integer or floating point (a `timestep` written as 500).
+  double read_number(const std::string& name) const;
   // Writes a float32 dataset (bf16 tensors are widened); creates intermediate groups.
   void write(const std::string& name, const Tensor& tensor);
 
@@ -41,14 +45,17 @@ class Hdf5File {
   void write_double(const std::string& name, double value);
   void write_string(const std::string& name, const std::string& value, const std::string& object = "/");
   void write_ints(const std::string& name, const std::vector<int64_t>& values);
+  // Closes the file, checking that HDF5 flushed it (a full disk may show only here); the
+  // destructor closes an unclosed file without a check.
+  void close();
 
  private:
   std::string path_;
   int64_t id_ = -1;  // hid_t
 };
 
-// Creates `path` complete or not at all: fill() writes `path`.partial, which is then renamed
-// into place (removed if fill throws).
+// Creates `path` complete or not at all, durably (data/atomic_file.h): fill() writes
+// `path`.partial, which is closed, synced and renamed into place (removed if anything fails).
 void write_hdf5_atomically(const std::string& path, const std::function<void(Hdf5File&)>& fill);
 
 }  // namespace vdit

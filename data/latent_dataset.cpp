@@ -6,6 +6,7 @@
 
 #include "autograd/check.h"
 #include "data/file_list.h"
+#include "data/finite_check.h"
 #include "data/hdf5_file.h"
 
 namespace vdit {
@@ -82,6 +83,8 @@ LatentSample LatentDataset::read(int64_t i) const {
   // Batches are laid out from the shapes read at open; a file rewritten since must not overrun them.
   VDIT_CHECK(sample.latents.shape() == e.latents && sample.context.shape() == e.context,
              where(i) << ": changed since the dataset was opened");
+  check_finite(sample.latents, where(i) + "/latents");
+  check_finite(sample.context, where(i) + "/context");
   return sample;
 }
 

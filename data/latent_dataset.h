@@ -29,7 +29,9 @@ class LatentDataset {
   const Shape& latent_shape(int64_t i) const { return entry(i).latents; }
   const Shape& context_shape(int64_t i) const { return entry(i).context; }
   std::string where(int64_t i) const;  // "file.h5:/sample_000012", for messages
-  LatentSample read(int64_t i) const;  // from disk: files stay small, so nothing is cached
+  // From disk (files stay small, so nothing is cached). A NaN or infinity in the latents or
+  // context is an error naming the sample, the array and the index.
+  LatentSample read(int64_t i) const;
 
  private:
   struct Entry {

@@ -21,6 +21,14 @@ std::array<int64_t, 3> patch_from_json(const nlohmann::json& v, const std::strin
   return {v[0].get<int64_t>(), v[1].get<int64_t>(), v[2].get<int64_t>()};
 }
 
+// The patch size is a divisor below (out_dim from the head's rows): check it before use.
+void check_patch_size(const std::array<int64_t, 3>& patch, const std::string& source) {
+  for (int64_t p : patch)
+    VDIT_CHECK(p >= 1 && p <= VDiTConfig::kMaxPatch, source << ": patch_size [" << patch[0] << ", " << patch[1] << ", "
+                                                             << patch[2] << "] must hold integers in 1.."
+                                                             << VDiTConfig::kMaxPatch);
+}
+
 }  // namespace
 
 nlohmann::json normalize_config_json(const nlohmann::json& raw, const std::string& source) {
@@ -38,8 +46,13 @@ nlohmann::json normalize_config_json(const nlohmann::json& raw, const std::strin
       copy("num_attention_heads", "num_heads");
       copy("in_channels", "in_dim");
       copy("out_channels", "out_dim");
-      if (raw.contains("num_attention_heads") && raw.contains("attention_head_dim"))
-        out["dim"] = raw["num_attention_heads"].get<int64_t>() * raw["attention_head_dim"].get<int64_t>();
+      if (raw.contains("num_attention_heads") && raw.contains("attention_head_dim")) {
+        int64_t dim = 0;
+        VDIT_CHECK(!__builtin_mul_overflow(raw["num_attention_heads"].get<int64_t>(),
+                                           raw["attention_head_dim"].get<int64_t>(), &dim),
+                   source << ": num_attention_heads * attention_head_dim overflows");
+        out["dim"] = dim;
+      }
       if (raw.contains("qk_norm")) out["qk_norm"] = truthy(raw["qk_norm"]);
       if (raw.contains("cross_attn_norm")) out["cross_attn_norm"] = truthy(raw["cross_attn_norm"]);
       VDIT_CHECK(!raw.contains("image_dim") || raw["image_dim"].is_null(),
@@ -94,10 +107,14 @@ VDiTConfig resolve_config(const nlohmann::json& partial, const std::map<std::str
     c.text_dim = field("text_dim", "text_embedding.0.weight", 1);
     c.freq_dim = field("freq_dim", "time_embedding.0.weight", 1);
     c.ffn_dim = field("ffn_dim", "blocks.0.ffn.0.weight", 0);
+    check_patch_size(c.patch_size, source);
     if (partial.contains("out_dim")) {
       c.out_dim = partial["out_dim"].get<int64_t>();
     } else {
-      c.out_dim = field("out_dim", "head.head.weight", 0) / c.patch_volume();
+      const int64_t rows = field("out_dim", "head.head.weight", 0);
+      VDIT_CHECK(rows % c.patch_volume() == 0, source << ": head.head.weight has " << rows
+                                                      << " rows, not a multiple of the patch volume " << c.patch_volume());
+      c.out_dim = rows / c.patch_volume();
     }
     if (partial.contains("num_layers")) {
       c.num_layers = partial["num_layers"].get<int64_t>();

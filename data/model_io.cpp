@@ -5,9 +5,9 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "autograd/check.h"
+#include "data/atomic_file.h"
 #include "data/diffusers_names.h"
 #include "data/hdf5_file.h"
 #include "data/model_config.h"
@@ -99,20 +99,6 @@ LoadedModel load_h5(const std::string& path, const LoadOptions& options) {
   return model;
 }
 
-// Writes a text file to a temporary name beside `path` and renames it into place (the HDF5
-// files go through write_hdf5_atomically).
-template <typename Write>
-void write_atomically(const std::string& path, Write write) {
-  const std::string partial = path + ".partial";
-  try {
-    write(partial);
-  } catch (...) {
-    std::remove(partial.c_str());
-    throw;
-  }
-  VDIT_CHECK(std::rename(partial.c_str(), path.c_str()) == 0, path << ": cannot rename " << partial << " into place");
-}
-
 }  // namespace
 
 ModelFormat model_format_for(const std::string& path) {
@@ -152,11 +138,7 @@ void save_model(const std::string& path, const VDiTConfig& config, const Paramet
   fs::create_directories(path);
   write_safetensors((fs::path(path) / "diffusion_pytorch_model.safetensors").string(), tensors, dtype,
                     {{"format", "pt"}});
-  write_atomically((fs::path(path) / "config.json").string(), [&](const std::string& tmp) {
-    std::ofstream out(tmp);
-    out << config_json.dump(2) << "\n";
-    VDIT_CHECK(out.good(), tmp << ": cannot write");
-  });
+  write_text_atomically((fs::path(path) / "config.json").string(), config_json.dump(2) + "\n");
 }
 
 }  // namespace vdit

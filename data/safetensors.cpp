@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "autograd/check.h"
+#include "data/atomic_file.h"
 
 namespace vdit {
 
@@ -195,57 +196,9 @@ std::string read_text(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// The file being written as `path`.partial. commit() fsyncs it and renames it over `path`;
-// destroyed uncommitted (an exception mid-write), it is removed, so no half file survives.
-class PartialFile {
- public:
-  explicit PartialFile(const std::string& path) : path_(path), partial_(path + ".partial") {
-    fd_ = ::open(partial_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    VDIT_CHECK(fd_ >= 0, "cannot create " << partial_ << ": " << std::strerror(errno));
-  }
-  PartialFile(const PartialFile&) = delete;
-  PartialFile& operator=(const PartialFile&) = delete;
-  ~PartialFile() {
-    if (committed_) return;
-    if (fd_ >= 0) ::close(fd_);
-    ::unlink(partial_.c_str());
-  }
-
-  void write(const void* data, size_t size) {
-    const char* p = static_cast<const char*>(data);
-    while (size > 0) {
-      const ssize_t written = ::write(fd_, p, size);
-      if (written < 0 && errno == EINTR) continue;
-      VDIT_CHECK(written > 0, "cannot write " << partial_ << ": " << std::strerror(errno));
-      p += written;
-      size -= static_cast<size_t>(written);
-    }
-  }
-
-  void commit() {
-    VDIT_CHECK(::fsync(fd_) == 0, "cannot sync " << partial_ << ": " << std::strerror(errno));
-    const int fd = fd_;
-    fd_ = -1;
-    VDIT_CHECK(::close(fd) == 0, "cannot close " << partial_ << ": " << std::strerror(errno));
-    VDIT_CHECK(std::rename(partial_.c_str(), path_.c_str()) == 0,
-               "cannot rename " << partial_ << " to " << path_ << ": " << std::strerror(errno));
-    committed_ = true;
-    // The rename itself is durable only once the directory holding it is synced.
-    const fs::path parent = fs::absolute(path_).parent_path();
-    const FileDescriptor dir{::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-    VDIT_CHECK(dir.fd >= 0 && ::fsync(dir.fd) == 0,
-               "cannot sync directory " << parent.string() << ": " << std::strerror(errno));
-  }
-
- private:
-  std::string path_, partial_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
 // Writes n converted values in chunks, so converting a large tensor needs no full-size copy.
 template <typename Out, typename Convert>
-void write_converted(PartialFile& out, int64_t n, Convert convert) {
+void write_converted(AtomicFile& out, int64_t n, Convert convert) {
   constexpr int64_t kChunk = 1 << 16;
   std::vector<Out> chunk;
   for (int64_t start = 0; start < n; start += kChunk) {
@@ -255,7 +208,7 @@ void write_converted(PartialFile& out, int64_t n, Convert convert) {
   }
 }
 
-void write_values(PartialFile& out, const Tensor& t, SafetensorsDType dtype) {
+void write_values(AtomicFile& out, const Tensor& t, SafetensorsDType dtype) {
   const bool want_f32 = dtype == SafetensorsDType::F32;
   if (want_f32 == (t.dtype() == DType::F32)) {
     out.write(t.impl()->data, static_cast<size_t>(t.numel()) * (want_f32 ? 4 : 2));
@@ -395,7 +348,7 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   std::string text = header.dump();
   text.append((kLengthBytes - text.size() % kLengthBytes) % kLengthBytes, ' ');
 
-  PartialFile out(path);
+  AtomicFile out(path);
   const uint64_t header_size = text.size();
   out.write(&header_size, sizeof header_size);
   out.write(text.data(), text.size());

@@ -4,11 +4,11 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 
 #include "autograd/check.h"
+#include "data/atomic_file.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -290,15 +290,7 @@ void encode_mp4(const std::string& path, const Tensor& frames, int fps) {
                   << frames.size(3));
   VDIT_CHECK(fps >= 1, path << ": fps must be at least 1, got " << fps);
   quiet_ffmpeg_log();
-  const std::string partial = path + ".partial";
-  try {
-    write_mp4(partial, frames, fps);
-    std::filesystem::rename(partial, path);
-  } catch (...) {
-    std::error_code ignored;  // the error being thrown says what went wrong
-    std::filesystem::remove(partial, ignored);
-    throw;
-  }
+  write_file_atomically(path, [&](const std::string& partial) { write_mp4(partial, frames, fps); });
 }
 
 std::vector<std::string> encode_pngs(const std::string& prefix, const Tensor& frames) {
@@ -321,9 +313,9 @@ std::vector<std::string> encode_pngs(const std::string& prefix, const Tensor& fr
     char suffix[32];
     std::snprintf(suffix, sizeof suffix, "_%03zu.png", paths.size());
     paths.push_back(prefix + suffix);
-    std::ofstream file(paths.back(), std::ios::binary);
-    file.write(reinterpret_cast<const char*>(p.data), p.size);
-    VDIT_CHECK(file.good(), paths.back() << ": cannot write");
+    AtomicFile file(paths.back());
+    file.write(p.data, static_cast<size_t>(p.size));
+    file.commit();
   };
   FramePtr rgb = alloc_frame(width, height, AV_PIX_FMT_RGB24, prefix);
   PacketPtr packet(checked_alloc(av_packet_alloc(), prefix));

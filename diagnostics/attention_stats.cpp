@@ -15,6 +15,7 @@
 #include "autograd/blas.h"
 #include "autograd/check.h"
 #include "autograd/fast_math.h"
+#include "autograd/parallel_errors.h"
 
 namespace vdit {
 
@@ -303,11 +304,13 @@ std::vector<HeadStats> attention_statistics(const Tensor& q_in, const Tensor& k_
   const MapLayout layout{n_q, n_k, grid, options, TokenGroups(n_q, std::min(options.max_pooled, n_q)),
                          TokenGroups(n_k, std::min(options.max_pooled, n_k))};
   std::vector<HeadStats> stats(heads);
+  ParallelErrors errors;
 #pragma omp parallel
   {
-    std::vector<float> logits(block * n_k);
+    std::vector<float> logits;
+    errors.run([&] { logits.resize(block * n_k); });
 #pragma omp for schedule(dynamic)
-    for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t h = 0; h < heads; ++h) errors.run([&] {
       const float c = temperature.empty() ? scale : scale / temperature[h];
       HeadAccumulator head(layout);
       for (int64_t q0 = 0; q0 < n_q; q0 += block) {
@@ -321,8 +324,9 @@ std::vector<HeadStats> attention_statistics(const Tensor& q_in, const Tensor& k_
         }
       }
       stats[h] = head.finish();
-    }
+    });
   }
+  errors.rethrow();
   return stats;
 }
 

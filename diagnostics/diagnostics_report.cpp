@@ -53,7 +53,10 @@ void write_sink_keys(Hdf5File& file, const std::string& name, const std::vector<
 }
 
 std::vector<std::vector<int64_t>> read_sink_keys(const Hdf5File& file, const std::string& name, Shape shape) {
-  shape.push_back(file.shape(name).back());
+  const Shape stored = file.shape(name);
+  VDIT_CHECK(!stored.empty() && stored.back() >= 1, file.path() << ": dataset " << name << " has shape "
+                                                                << to_string(stored) << ", expected [..., K] with K >= 1");
+  shape.push_back(stored.back());
   const std::vector<double> padded = read_values(file, name, shape);
   const size_t k = static_cast<size_t>(shape.back());
   std::vector<std::vector<int64_t>> keys(padded.size() / k);

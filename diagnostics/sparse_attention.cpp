@@ -12,6 +12,7 @@
 #include "autograd/blas.h"
 #include "autograd/check.h"
 #include "autograd/fast_math.h"
+#include "autograd/parallel_errors.h"
 
 namespace vdit {
 
@@ -66,11 +67,16 @@ Tensor sparse_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
   const int64_t ld = heads * head_dim, keep = kept_keys(keep_fraction, n_k);
   const int64_t q_blocks = (n_q + kQueryBlock - 1) / kQueryBlock;
   Tensor out = Tensor::empty(q.shape());
+  ParallelErrors errors;
 #pragma omp parallel
   {
-    std::vector<float> p(std::min(kQueryBlock, n_q) * n_k), sorted(n_k);
+    std::vector<float> p, sorted;
+    errors.run([&] {
+      p.resize(std::min(kQueryBlock, n_q) * n_k);
+      sorted.resize(n_k);
+    });
 #pragma omp for schedule(dynamic)
-    for (int64_t task = 0; task < batch * heads * q_blocks; ++task) {
+    for (int64_t task = 0; task < batch * heads * q_blocks; ++task) errors.run([&] {
       const int64_t qb = task % q_blocks, h = task / q_blocks % heads, b = task / (q_blocks * heads);
       const int64_t q0 = qb * kQueryBlock, rows = std::min(kQueryBlock, n_q - q0);
       const float c = temperature.empty() ? scale : scale / temperature[h];
@@ -80,8 +86,9 @@ Tensor sparse_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
       for (int64_t i = 0; i < rows; ++i) keep_top_softmax(p.data() + i * n_k, n_k, keep, sorted);
       blas::sgemm(false, false, rows, head_dim, n_k, 1.0f, p.data(), n_k, v.data() + kv_at, ld, 0.0f,
                   out.data() + q_at, ld);
-    }
+    });
   }
+  errors.rethrow();
   return out;
 }
 

@@ -5,8 +5,9 @@
 namespace vdit {
 
 void VDiTConfig::validate() const {
-  auto positive = [](int64_t v, const char* name) {
+  auto positive = [](int64_t v, const char* name, int64_t max = kMaxSize) {
     VDIT_CHECK(v > 0, "config: " << name << " must be positive, got " << v);
+    VDIT_CHECK(v <= max, "config: " << name << " " << v << " is larger than " << max);
   };
   positive(dim, "dim");
   positive(ffn_dim, "ffn_dim");
@@ -17,7 +18,7 @@ void VDiTConfig::validate() const {
   positive(out_dim, "out_dim");
   positive(text_dim, "text_dim");
   positive(text_len, "text_len");
-  for (int64_t p : patch_size) positive(p, "patch_size");
+  for (int64_t p : patch_size) positive(p, "patch_size", kMaxPatch);
   VDIT_CHECK(dim % num_heads == 0, "config: dim " << dim << " is not divisible by num_heads " << num_heads);
   VDIT_CHECK(head_dim() % 2 == 0, "config: head_dim " << head_dim() << " must be even for RoPE");
   VDIT_CHECK(head_dim() / 2 >= 3, "config: head_dim " << head_dim() << " too small to split RoPE over 3 axes");

@@ -26,6 +26,10 @@ struct VDiTConfig {
   bool cross_attn_norm = true;
   std::string model_type = "t2v";
 
+  // Bounds that keep every parameter's element count within int64 (a malformed config must
+  // get an error, not an overflow): sizes up to 2^20, patch sides up to 64.
+  static constexpr int64_t kMaxSize = int64_t{1} << 20, kMaxPatch = 64;
+
   int64_t head_dim() const { return dim / num_heads; }
   int64_t patch_volume() const { return patch_size[0] * patch_size[1] * patch_size[2]; }
   // Throws vdit::Error naming the first field that is out of range or inconsistent.

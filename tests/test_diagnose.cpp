@@ -93,10 +93,10 @@ TEST(Diagnose, PlantedSinkIsFoundAndRankedFirst) {
 
 TEST(Diagnose, NonFiniteActivationsAreAClearError) {
   ScratchDir dir;
-  Tensor latents = Tensor::zeros({4, 1, 8, 8});
-  latents.data()[7] = NAN;
-  write_latent_dataset(dir / "nan.h5", {{latents, Tensor::zeros({3, 6}), "nan"}});
-  const VDiT model(small_config(), planted_sink_params());
+  write_latent_dataset(dir / "nan.h5", {{Tensor::zeros({4, 1, 8, 8}), Tensor::zeros({3, 6}), "nan"}});
+  ParameterMap params = planted_sink_params();
+  params["patch_embedding.bias"].data()[0] = NAN;  // data with a NaN is refused on reading; weights are not
+  const VDiT model(small_config(), params);
   try {
     diagnose(model, LatentDataset::open({dir / "nan.h5"}), DiagnoseOptions{});
     FAIL() << "NaN activations were diagnosed";

@@ -126,6 +126,17 @@ TEST(LatentDataset, ReadingAFileChangedSinceOpeningIsAnError) {
 
 // ---- bad files: each error names the file and the group ------------------------------------
 
+TEST(LatentDatasetErrors, NonFiniteValuesAreNamedBySampleArrayAndIndex) {
+  ScratchDir dir;
+  std::vector<LatentSample> samples = {ramp_sample({2, 1, 2, 2}, 2, 0.0f), ramp_sample({2, 1, 2, 2}, 2, 10.0f)};
+  samples[1].latents.data()[5] = NAN;     // [1, 0, 0, 1]
+  samples[0].context.data()[4] = INFINITY;  // [1, 1]
+  write_latent_dataset(dir / "d.h5", samples);
+  const LatentDataset data = LatentDataset::open({dir / "d.h5"});
+  EXPECT_EQ(error_of([&] { data.read(1); }), dir / "d.h5" + ":/sample_000001/latents holds nan at index [1, 0, 0, 1]");
+  EXPECT_EQ(error_of([&] { data.read(0); }), dir / "d.h5" + ":/sample_000000/context holds inf at index [1, 1]");
+}
+
 TEST(LatentDatasetErrors, GroupWithoutLatents) {
   ScratchDir dir;
   write_groups(dir / "d.h5", {{"s0", {2, 1, 1, 1}, {1, 3}}, {"s1", {}, {1, 3}}});

@@ -3,6 +3,10 @@
 // naming the file and the key, with a non-zero exit.
 #include <gtest/gtest.h>
 
+#include <hdf5.h>
+
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include "autograd/check.h"
@@ -138,6 +142,28 @@ TEST(ModelIoErrors, MalformedConfigJsonNamesTheByte) {
   expect_one_line_error(run_vditkit("inspect " + model), "config.json", "malformed JSON at byte");
 }
 
+// Issue 12: out_dim was derived by dividing by the patch volume before the config was
+// checked, and a zero patch side killed the command with SIGFPE.
+TEST(ModelIoErrors, ZeroPatchSideIsAnErrorBeforeAnyDivision) {
+  ScratchDir dir;
+  const std::string model = write_unchecked(dir, small_params(), small_config());
+  nlohmann::json config = config_to_json(small_config());
+  config["patch_size"] = {1, 0, 2};
+  config.erase("out_dim");
+  std::ofstream(dir / "config.json") << config.dump();
+  expect_one_line_error(run_vditkit("inspect " + model), "m.safetensors", "patch_size [1, 0, 2] must hold integers in 1..64");
+}
+
+TEST(ModelIoErrors, HeadRowsNotAMultipleOfThePatchVolumeAreNamed) {
+  ScratchDir dir;
+  const std::string model = write_unchecked(dir, small_params(), small_config());
+  nlohmann::json config = config_to_json(small_config());
+  config["patch_size"] = {1, 3, 3};  // head.head.weight has 4 * out_dim rows
+  config.erase("out_dim");
+  std::ofstream(dir / "config.json") << config.dump();
+  expect_one_line_error(run_vditkit("inspect " + model), "m.safetensors", "head.head.weight has 16 rows, not a multiple of the patch volume 9");
+}
+
 TEST(ModelIoErrors, TruncatedCheckpointThroughTheCommand) {
   ScratchDir dir;
   save_model(dir / "m.safetensors", small_config(), small_params(), ModelFormat::Safetensors);
@@ -193,6 +219,55 @@ TEST_F(ForwardInputErrors, MissingDatasetIsNamed) {
     f.write("latents", Tensor::zeros({4, 2, 4, 6}));
   }
   expect_one_line_error(forward(), "in.h5", "no dataset 'timestep'");
+}
+
+// Issue 12: a NaN in the latents went through the model into a NaN velocity, exit 0.
+TEST_F(ForwardInputErrors, NonFiniteLatentsAreNamedWithTheirIndex) {
+  write_input(dir_ / "in.h5", {4, 2, 4, 6}, {3, 6});
+  {
+    Tensor latents = Hdf5File(dir_ / "in.h5", Hdf5File::Mode::Read).read("latents");
+    latents.data()[48 + 2 * 6 + 5] = NAN;  // [1, 0, 2, 5]
+    write_hdf5_atomically(dir_ / "in.h5", [&](Hdf5File& f) {
+      f.write("latents", latents);
+      f.write("timestep", Tensor::full({}, 500.0f));
+      f.write("context", Tensor::zeros({3, 6}));
+    });
+  }
+  expect_one_line_error(forward(), "in.h5: dataset 'latents' holds nan at index [1, 0, 2, 5]", "");
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "out.h5"));
+  const CommandResult allowed = run_vditkit("forward --allow-nonfinite --model " + dir_ / "m.h5" + " --input " +
+                                            dir_ / "in.h5" + " --output " + dir_ / "out.h5");
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.output;
+}
+
+TEST_F(ForwardInputErrors, NonFiniteContextIsNamed) {
+  write_hdf5_atomically(dir_ / "in.h5", [&](Hdf5File& f) {
+    f.write("latents", Tensor::zeros({4, 2, 4, 6}));
+    f.write("timestep", Tensor::full({}, 500.0f));
+    Tensor context = Tensor::zeros({3, 6});
+    context.data()[7] = -INFINITY;
+    f.write("context", context);
+  });
+  expect_one_line_error(forward(), "in.h5: dataset 'context' holds -inf at index [1, 1]", "");
+}
+
+TEST_F(ForwardInputErrors, IntegerTimestepIsANumber) {
+  Rng rng(11);
+  {
+    Hdf5File f(dir_ / "in.h5", Hdf5File::Mode::Create);
+    f.write("latents", rng.normal_tensor({4, 2, 4, 6}));
+    f.write("context", rng.normal_tensor({3, 6}));
+  }
+  const hid_t file = H5Fopen((dir_ / "in.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  const hid_t space = H5Screate(H5S_SCALAR);
+  const hid_t d = H5Dcreate2(file, "timestep", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  const int64_t t = 500;
+  H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &t);
+  H5Dclose(d);
+  H5Sclose(space);
+  H5Fclose(file);
+  const CommandResult r = forward();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
 TEST_F(ForwardInputErrors, NotAnHdf5File) {

@@ -2,8 +2,11 @@
 // towards the pretrained loss, frozen weights stay bit-identical, the backward pass stops at
 // the first trainable block, an interrupted run resumes bit-identically, a NaN stops the run
 // with a clear message, and the command's flags do what they say.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -47,6 +50,16 @@ RetrainOptions base_options(const ScratchDir& dir, const std::string& out) {
   o.lr.base_lr = 3e-3;
   o.lr.decay = LrDecay::Constant;
   o.flow.shift = 1.0;
+  return o;
+}
+
+// Block 1 retrained for `steps` without diagnostics, a checkpoint every `every` steps.
+RetrainOptions short_run(const ScratchDir& dir, const std::string& out, int64_t steps, int64_t every) {
+  RetrainOptions o = base_options(dir, out);
+  o.diagnostics = false;
+  o.layers = "1";
+  o.steps = steps;
+  o.checkpoint_every = every;
   return o;
 }
 
@@ -174,12 +187,12 @@ TEST(Retrain, InterruptedRunResumesBitIdentically) {
 TEST(Retrain, NonFiniteLossStopsTheRunNamingStepLayersAndCheckpoint) {
   ScratchDir dir;
   write_model_and_data(dir, 4);
-  std::vector<LatentSample> samples = testing::small_synthetic_samples(4);
-  for (LatentSample& s : samples) s.latents.data()[3] = NAN;
-  write_latent_dataset(dir / "nan.h5", samples);
+  ParameterMap params = testing::params_with_random_head(tiny_config(), 1, 0.1f);
+  params["head.head.bias"].data()[0] = NAN;  // the data is checked on reading; a model is not
+  save_model(dir / "nan.h5", tiny_config(), params, ModelFormat::H5);
   RetrainOptions o = base_options(dir, "run");
-  o.data = {dir / "nan.h5"};
-  o.diagnostics = false;  // the probe set is the same NaN data: the diagnosis would stop first
+  o.model = dir / "nan.h5";
+  o.diagnostics = false;  // the diagnosis of the starting model would stop first
   o.layers = "1";
   o.steps = 3;
   try {
@@ -191,6 +204,52 @@ TEST(Retrain, NonFiniteLossStopsTheRunNamingStepLayersAndCheckpoint) {
     EXPECT_NE(message.find("--layers 1"), std::string::npos) << message;
     EXPECT_NE(message.find("last good checkpoint: none written yet"), std::string::npos) << message;
   }
+}
+
+// A kill while a log record is written leaves a line cut short at the end of the log: a
+// resume drops it, says so, and goes on as if the kill had come a moment earlier.
+TEST(Retrain, TornLastLogLineIsDroppedOnResume) {
+  ScratchDir dir;
+  write_model_and_data(dir);
+  const RetrainOptions o = short_run(dir, "straight", 4, 2);
+  Retrainer(o).run(nullptr);
+
+  RetrainOptions crashed = o;
+  crashed.out = dir / "crashed";
+  struct Crash {};
+  EXPECT_THROW(Retrainer(crashed).run(nullptr, [](const nlohmann::json& record) {
+    if (record["step"] == 3) throw Crash{};
+  }), Crash);
+  std::ofstream(train_log_path(crashed.out), std::ios::app) << R"({"step":4,"loss":0.12)";
+  RetrainOptions resumed = crashed;
+  resumed.resume = crashed.out + "/checkpoint-000002";
+  char* said = nullptr;
+  size_t said_size = 0;
+  std::FILE* progress = open_memstream(&said, &said_size);
+  Retrainer(resumed).run(progress);
+  std::fclose(progress);
+  const std::string message(said, said_size);
+  std::free(said);
+  EXPECT_NE(message.find("train_log.jsonl: line 4 was cut short"), std::string::npos) << message;
+  EXPECT_EQ(logged_losses(crashed.out), logged_losses(o.out));
+}
+
+TEST(Retrain, BadLogLineBeforeTheLastIsNamedOnResume) {
+  ScratchDir dir;
+  write_model_and_data(dir);
+  const RetrainOptions o = short_run(dir, "run", 3, 1);
+  Retrainer(o).run(nullptr);
+  std::string log;
+  {
+    std::ifstream in(train_log_path(o.out));
+    std::string line;
+    for (int i = 0; std::getline(in, line); ++i) log += (i == 1 ? "not json" : line) + "\n";
+  }
+  std::ofstream(train_log_path(o.out)) << log;
+  RetrainOptions resumed = o;
+  resumed.resume = o.out + "/checkpoint-000002";
+  EXPECT_EQ(testing::error_of([&] { Retrainer(resumed).run(nullptr); }),
+            train_log_path(o.out) + ": line 2 is not a JSON record with a step; fix or remove it to resume");
 }
 
 // --- the command ---
@@ -237,6 +296,50 @@ TEST(RetrainCommand, ResumeRejectsAConflictingFlag) {
   EXPECT_NE(r.output.find("--lr 0.5 differs from the run being resumed"), std::string::npos) << r.output;
   const testing::CommandResult extended = run_vditkit("retrain --resume " + dir / "run/checkpoint-000002" + " --steps 3");
   EXPECT_EQ(extended.exit_code, 0) << extended.output;
+  EXPECT_EQ(logged_losses(dir / "run").size(), 3u);
+}
+
+std::vector<std::string> checkpoint_names(const std::string& run_dir) {
+  std::vector<std::string> names;
+  for (const std::string& path : list_checkpoints(run_dir)) names.push_back(std::filesystem::path(path).filename());
+  return names;
+}
+
+// Issue 12: a resume took --checkpoint-every and --keep-last from the defaults (0 and 3), so
+// a resumed run wrote no checkpoint until its end and pruned nothing.
+TEST(RetrainCommand, ResumedRunKeepsCheckpointingAndPruning) {
+  ScratchDir dir;
+  write_model_and_data(dir);
+  const std::string start = "retrain --no-diagnostics --layers 1 --model " + dir / "model.h5" + " --data " + dir / "data.h5";
+  ASSERT_EQ(run_vditkit(start + " --out " + dir / "a" + " --steps 4 --checkpoint-every 2").exit_code, 0);
+  const testing::CommandResult a = run_vditkit("retrain --resume " + dir / "a/checkpoint-000002" + " --steps 8");
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  EXPECT_THAT(checkpoint_names(dir / "a"),
+              ::testing::ElementsAre("checkpoint-000004", "checkpoint-000006", "checkpoint-000008"));
+
+  ASSERT_EQ(run_vditkit(start + " --out " + dir / "b" + " --steps 4 --checkpoint-every 2 --keep-last 1").exit_code, 0);
+  ASSERT_EQ(run_vditkit("retrain --resume " + dir / "b/checkpoint-000004" + " --steps 8").exit_code, 0);
+  EXPECT_THAT(checkpoint_names(dir / "b"), ::testing::ElementsAre("checkpoint-000008"));
+  // How often and how many may change on a resume, as --steps may.
+  const testing::CommandResult b = run_vditkit("retrain --resume " + dir / "b/checkpoint-000008" +
+                                               " --steps 10 --checkpoint-every 1 --keep-last 2");
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  EXPECT_THAT(checkpoint_names(dir / "b"), ::testing::ElementsAre("checkpoint-000009", "checkpoint-000010"));
+}
+
+// Issue 12: "--resume DIR/" (shell completion adds the slash) continued the run inside the
+// checkpoint directory, with a second train_log.jsonl there.
+TEST(RetrainCommand, ResumeFromAPathWithATrailingSlashContinuesTheSameRunDirectory) {
+  ScratchDir dir;
+  write_model_and_data(dir);
+  ASSERT_EQ(run_vditkit("retrain --no-diagnostics --layers 1 --model " + dir / "model.h5" + " --data " + dir / "data.h5" +
+                        " --out " + dir / "run" + " --steps 2 --checkpoint-every 1").exit_code, 0);
+  const testing::CommandResult r = run_vditkit("retrain --resume " + dir / "run/checkpoint-000001/" + " --steps 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(checkpoint_names(dir / "run"),
+              ::testing::ElementsAre("checkpoint-000001", "checkpoint-000002", "checkpoint-000003"));
+  EXPECT_TRUE(list_checkpoints(dir / "run/checkpoint-000001").empty());
+  EXPECT_FALSE(std::filesystem::exists(dir / "run/checkpoint-000001/train_log.jsonl"));
   EXPECT_EQ(logged_losses(dir / "run").size(), 3u);
 }
 

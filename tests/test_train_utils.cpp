@@ -325,6 +325,15 @@ TEST(CheckpointDir, NamesAreZeroPadded) {
   EXPECT_EQ(checkpoint_name(1234567), "checkpoint-1234567");
 }
 
+TEST(CheckpointDir, PathsAreNormalisedSoThatTheParentIsTheRunDirectory) {
+  EXPECT_EQ(normalise_checkpoint_path("run/checkpoint-000020/"), "run/checkpoint-000020");
+  EXPECT_EQ(normalise_checkpoint_path("run//./checkpoint-000020//"), "run/checkpoint-000020");
+  EXPECT_EQ(checkpoint_run_dir("run/checkpoint-000020/"), "run");
+  EXPECT_EQ(checkpoint_run_dir("/abs/run/checkpoint-000020"), "/abs/run");
+  EXPECT_EQ(checkpoint_run_dir("checkpoint-000020/"), ".");
+  EXPECT_EQ(checkpoint_run_dir("."), fs::current_path().parent_path().string());
+}
+
 TEST(CheckpointDir, AtomicWriteLeavesOnlyTheCompleteDirectory) {
   ScratchDir run;
   const std::string final_path = run / "checkpoint-000005";
@@ -353,6 +362,7 @@ TEST(CheckpointDir, FailedFillLeavesNoCheckpoint) {
                Error);
   EXPECT_FALSE(fs::exists(run / "checkpoint-000008"));
   EXPECT_TRUE(list_checkpoints(run.str()).empty());
+  EXPECT_TRUE(run.entries().empty()) << "the temporary directory is removed";
 }
 
 TEST(CheckpointDir, ListIsOldestFirstAndPruneKeepsTheNewest) {

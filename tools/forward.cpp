@@ -4,6 +4,7 @@
 
 #include "autograd/check.h"
 #include "autograd/tape.h"
+#include "data/finite_check.h"
 #include "data/hdf5_file.h"
 #include "data/model_io.h"
 #include "layers/vdit.h"
@@ -16,7 +17,7 @@ namespace {
 int run_forward(int argc, char** argv) {
   po::options_description options;
   std::string model_path, input, output, adapter, config, set_temperature;
-  bool frozen_bf16 = false;
+  bool frozen_bf16 = false, allow_nonfinite = false;
   options.add_options()
       ("model", po::value(&model_path)->required(), "safetensors file, index, directory or vditkit .h5")
       ("input", po::value(&input)->required(), "HDF5 with latents [C,F,H,W], timestep (0..1000), context [L,text_dim]")
@@ -25,7 +26,9 @@ int run_forward(int argc, char** argv) {
       ("set-temperature", po::value(&set_temperature)->default_value(""),
        "fixed self-attention temperatures BLOCKS:VALUE[;...], e.g. 0-3:1.5 (no training)")
       ("config", po::value(&config), "config.json to use instead of the one beside the weights")
-      ("frozen-bf16", po::bool_switch(&frozen_bf16), "hold the weights as bf16 (half the memory)");
+      ("frozen-bf16", po::bool_switch(&frozen_bf16), "hold the weights as bf16 (half the memory)")
+      ("allow-nonfinite", po::bool_switch(&allow_nonfinite),
+       "let NaN or infinite latents and context through (experiments); by default they are an error");
   const po::variables_map vm =
       parse_options(argc, argv, "vditkit forward --model M --input IN.h5 --output OUT.h5 [--adapter A.h5]", options);
   if (vm.empty()) return 0;
@@ -36,16 +39,18 @@ int run_forward(int argc, char** argv) {
 
   const Hdf5File in(input, Hdf5File::Mode::Read);
   const Tensor latents = in.read("latents");
-  const Tensor timestep = in.read("timestep");
+  const double t = in.read_number("timestep");
   const Tensor context = in.read("context");
+  if (!allow_nonfinite) {
+    check_finite(latents, input + ": dataset 'latents'");
+    check_finite(context, input + ": dataset 'context'");
+  }
   VDIT_CHECK(latents.ndim() == 4 && latents.size(0) == c.in_dim,
              input << ": latents must be [" << c.in_dim << ", F, H, W], got " << to_string(latents.shape()));
   for (int a = 0; a < 3; ++a)
     VDIT_CHECK(latents.size(1 + a) % c.patch_size[a] == 0,
                input << ": latents " << (a == 0 ? "frames" : a == 1 ? "height" : "width") << " "
                      << latents.size(1 + a) << " is not divisible by the patch size " << c.patch_size[a]);
-  VDIT_CHECK(timestep.numel() == 1, input << ": timestep must be a scalar, got " << to_string(timestep.shape()));
-  const double t = timestep.data()[0];
   VDIT_CHECK(t >= 0.0 && t <= 1000.0, input << ": timestep " << t << " is outside [0, 1000]");
   VDIT_CHECK(context.ndim() == 2 && context.size(1) == c.text_dim,
              input << ": context must be [L, " << c.text_dim << "], got " << to_string(context.shape()));
@@ -58,10 +63,7 @@ int run_forward(int argc, char** argv) {
   const Tensor velocity = model.forward(reshape(latents, batched), {t}, reshape(context, {1, context.size(0), c.text_dim}));
   Shape out_shape = velocity.shape();
   out_shape.erase(out_shape.begin());
-  {
-    Hdf5File out(output, Hdf5File::Mode::Create);
-    out.write("velocity", reshape(velocity, out_shape));
-  }
+  write_hdf5_atomically(output, [&](Hdf5File& out) { out.write("velocity", reshape(velocity, out_shape)); });
   std::cout << "wrote velocity " << to_string(out_shape) << " to " << output << "\n";
   return 0;
 }

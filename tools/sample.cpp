@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "autograd/check.h"
+#include "data/finite_check.h"
 #include "data/hdf5_file.h"
 #include "data/text_embedding_table.h"
 #include "data/video_io.h"
@@ -49,7 +50,10 @@ int run_sample(int argc, char** argv) {
                                           << c.in_dim << ": write latents to a .h5 instead");
   Tensor context;
   if (!prompt.empty()) context = embed_caption(prompt, c.text_dim, c.text_len);
-  if (!context_path.empty()) context = Hdf5File(context_path, Hdf5File::Mode::Read).read("context");
+  if (!context_path.empty()) {
+    context = Hdf5File(context_path, Hdf5File::Mode::Read).read("context");
+    check_finite(context, context_path + ": dataset 'context'");
+  }
 
   ProgressLine line("sample", o.steps);
   const Tensor x = sample(*model, {c.in_dim, frames, latent_size.height, latent_size.width}, context, o,
@@ -60,8 +64,7 @@ int run_sample(int argc, char** argv) {
     for (int64_t i = 0; i < x.numel(); ++i) pixels.data()[i] = std::clamp((x.data()[i] + 1.0f) * 0.5f, 0.0f, 1.0f);
     encode_mp4(out, pixels, fps);
   } else {
-    Hdf5File file(out, Hdf5File::Mode::Create);
-    file.write("latents", x);
+    write_hdf5_atomically(out, [&](Hdf5File& file) { file.write("latents", x); });
   }
   std::cout << "wrote " << out << " (" << to_string(x.shape()) << (prompt.empty() ? "" : ", \"" + prompt + "\"") << ")\n";
   return 0;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "train/checkpoint_dir.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
 
@@ -69,20 +70,24 @@ void TrainingFlags::finish(const po::variables_map& vm) {
     if (o.out.empty()) throw UsageError("--out is required (or --resume)");
     return;
   }
-  // The checkpoint knows the run; flags given now must agree with it (--steps may extend it).
-  const RunState state = RunState::load((std::filesystem::path(o.resume) / "state").string());
-  const nlohmann::json stored = nlohmann::json::parse(state.run_config);
+  // The checkpoint knows the run; flags given now must agree with it, except those that say
+  // how long it goes and how often it checkpoints (--steps, --checkpoint-every, --keep-last).
+  const std::string checkpoint = normalise_checkpoint_path(o.resume);
+  const RunState state = RunState::load((std::filesystem::path(checkpoint) / "state").string());
+  const nlohmann::json stored = RetrainOptions::from_run_config(nlohmann::json::parse(state.run_config)).run_config();
   const nlohmann::json given = o.run_config();
-  RetrainOptions resumed = RetrainOptions::from_run_config(stored);
-  for (const auto& [key, value] : stored.items()) {
+  nlohmann::json resumed_config = stored;
+  for (const auto& [key, value] : given.items()) {
     std::string flag = key;
     std::replace(flag.begin(), flag.end(), '_', '-');
-    if (!vm.count(flag) || vm[flag].defaulted() || given[key] == value) continue;
-    if (key == "steps") resumed.steps = o.steps;
-    else throw UsageError("--" + flag + " " + given[key].dump() + " differs from the run being resumed (" + value.dump() + ")");
+    if (!vm.count(flag) || vm[flag].defaulted() || stored[key] == value) continue;
+    if (!resume_may_change(key))
+      throw UsageError("--" + flag + " " + value.dump() + " differs from the run being resumed (" + stored[key].dump() + ")");
+    resumed_config[key] = value;
   }
-  resumed.resume = o.resume;
-  resumed.out = o.out.empty() ? std::filesystem::path(o.resume).parent_path().string() : o.out;
+  RetrainOptions resumed = RetrainOptions::from_run_config(resumed_config);
+  resumed.resume = checkpoint;
+  resumed.out = o.out.empty() ? checkpoint_run_dir(checkpoint) : o.out;
   o = resumed;
 }
 

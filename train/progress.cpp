@@ -2,9 +2,12 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 
 #include "autograd/check.h"
+#include "data/atomic_file.h"
 
 namespace vdit {
 
@@ -69,6 +72,9 @@ JsonLinesLog::JsonLinesLog(const std::string& path, bool append)
 void JsonLinesLog::write(const nlohmann::json& record) {
   out_ << record.dump() << '\n';
   out_.flush();
+  VDIT_CHECK(out_, "cannot write log " << path_ << ": " << std::strerror(errno));
 }
+
+void JsonLinesLog::sync() { sync_path(path_); }
 
 }  // namespace vdit

@@ -32,11 +32,13 @@ class ProgressLine {
   bool drawn_ = false;
 };
 
-// Appends one JSON object per line, flushed after each, so a crash loses nothing written.
+// Appends one JSON object per line, flushed after each, so a crash of the process loses
+// nothing written; sync() makes it durable against a power cut too. Failures name the file.
 class JsonLinesLog {
  public:
   explicit JsonLinesLog(const std::string& path, bool append);
   void write(const nlohmann::json& record);
+  void sync();
   const std::string& path() const { return path_; }
 
  private:

@@ -39,6 +39,8 @@ nlohmann::json RetrainOptions::run_config() const {
           {"momentum", sgd.momentum},
           {"nesterov", sgd.nesterov},
           {"clip_grad", clip_grad},
+          {"checkpoint_every", checkpoint_every},
+          {"keep_last", keep_last},
           {"frozen_bf16", frozen_bf16},
           {"recompute_frozen", recompute_frozen},
           {"adapter", adapter},
@@ -88,6 +90,8 @@ RetrainOptions RetrainOptions::from_run_config(const nlohmann::json& c) {
     o.sgd.momentum = c.at("momentum");
     o.sgd.nesterov = c.at("nesterov");
     o.clip_grad = c.at("clip_grad");
+    o.checkpoint_every = c.value("checkpoint_every", o.checkpoint_every);  // absent before they were stored
+    o.keep_last = c.value("keep_last", o.keep_last);
     o.frozen_bf16 = c.at("frozen_bf16");
     o.recompute_frozen = c.value("recompute_frozen", false);
     o.adapter = c.at("adapter");
@@ -110,6 +114,10 @@ RetrainOptions RetrainOptions::from_run_config(const nlohmann::json& c) {
     VDIT_FAIL("run config: " << e.what());
   }
   return o;
+}
+
+bool resume_may_change(const std::string& key) {
+  return key == "steps" || key == "checkpoint_every" || key == "keep_last";
 }
 
 }  // namespace vdit

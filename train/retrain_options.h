@@ -37,7 +37,7 @@ struct RetrainOptions {
   LrSchedule lr;                      // total_steps is set from `steps`
   double clip_grad = 1.0;             // global-norm clipping; <= 0 disables
   int64_t checkpoint_every = 0;       // 0: only at the end
-  int keep_last = 3;
+  int keep_last = 3;                  // checkpoints kept (0: all)
   bool frozen_bf16 = false;           // hold frozen weights as bf16
   bool recompute_frozen = false;      // frozen blocks after a trainable one: recompute, not store
   std::string adapter;                // temperature adapter applied to the model first
@@ -59,10 +59,14 @@ struct RetrainOptions {
   std::string out;                    // run directory
   std::string resume;                 // checkpoint directory to continue from
 
-  // The options that define the run's results (not where it writes or resumes from).
+  // The options that define the run (not where it writes or resumes from).
   nlohmann::json run_config() const;
   // The inverse, for a resume; `out` and `resume` stay empty. Errors name the missing key.
   static RetrainOptions from_run_config(const nlohmann::json& config);
 };
+
+// Run-config keys a resume may change: how long the run goes and how often it checkpoints
+// ("steps", "checkpoint_every", "keep_last"), not what it computes.
+bool resume_may_change(const std::string& key);
 
 }  // namespace vdit

@@ -6,8 +6,10 @@
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/vector.hpp>
 #include <fstream>
+#include <sstream>
 
 #include "autograd/check.h"
+#include "data/atomic_file.h"
 
 namespace boost::serialization {
 
@@ -22,12 +24,12 @@ void serialize(Archive& ar, vdit::RunState& s, const unsigned int /*version*/) {
 namespace vdit {
 
 void RunState::save(const std::string& path) const {
-  std::ofstream out(path);
-  VDIT_CHECK(out, "cannot write run state " << path);
-  boost::archive::text_oarchive archive(out);
-  archive << *this;
-  out.flush();
-  VDIT_CHECK(out, "error writing run state " << path);
+  std::ostringstream text;
+  {
+    boost::archive::text_oarchive archive(text);
+    archive << *this;
+  }
+  write_text_atomically(path, text.str());
 }
 
 RunState RunState::load(const std::string& path) {

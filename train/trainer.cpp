@@ -10,6 +10,8 @@
 #include "diagnostics/diagnose.h"
 #include "autograd/tape.h"
 #include "data/adapter.h"
+#include "data/atomic_file.h"
+#include "data/hdf5_file.h"
 #include "data/model_io.h"
 #include "optim/grad_clip.h"
 #include "train/checkpoint_dir.h"
@@ -41,24 +43,49 @@ void check_data_fits(const LatentDataset& data, const VDiTConfig& c) {
   }
 }
 
-// The keys whose values differ between two run configs (ignoring `steps`, which a resume may
-// extend), for the error when a resume does not continue the same run.
+// The keys whose values differ between two run configs (ignoring those a resume may change),
+// for the error when a resume does not continue the same run.
 std::string config_differences(const nlohmann::json& stored, const nlohmann::json& given) {
   std::string out;
   for (const auto& [key, value] : stored.items())
-    if (key != "steps" && (!given.contains(key) || given[key] != value))
+    if (!resume_may_change(key) && (!given.contains(key) || given[key] != value))
       out += (out.empty() ? "" : ", ") + key + " (" + value.dump() + " vs " + (given.contains(key) ? given[key].dump() : "absent") + ")";
   return out;
 }
 
 // Keeps the log's records up to `step` (a resumed run rewrites what followed its checkpoint).
-void truncate_log(const std::string& path, int64_t step) {
+// A last line that is not a JSON record was cut short by a kill or power cut while it was
+// written: it is dropped, saying so on `progress`. A bad line before the last is an error.
+void truncate_log(const std::string& path, int64_t step, std::FILE* progress) {
   std::ifstream in(path);
-  std::string kept, line;
-  while (std::getline(in, line))
-    if (!line.empty() && nlohmann::json::parse(line).at("step").get<int64_t>() <= step) kept += line + "\n";
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
   in.close();
-  std::ofstream(path, std::ios::trunc) << kept;
+  std::string kept;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    const nlohmann::json record = nlohmann::json::parse(lines[i], nullptr, /*allow_exceptions=*/false);
+    const bool good = record.is_object() && record.contains("step") && record["step"].is_number_integer();
+    if (!good && i + 1 == lines.size()) {
+      if (progress) std::fprintf(progress, "%s: line %zu was cut short (the run stopped while writing it); dropped it\n",
+                                 path.c_str(), i + 1);
+      break;
+    }
+    VDIT_CHECK(good, path << ": line " << i + 1 << " is not a JSON record with a step; fix or remove it to resume");
+    if (record["step"].get<int64_t>() <= step) kept += lines[i] + "\n";
+  }
+  write_text_atomically(path, kept);
+}
+
+// Reads back what a new checkpoint says before older ones are pruned: a checkpoint that cannot
+// be resumed from must never be the only one left.
+void verify_checkpoint(const std::string& dir, const RunState& saved, const ParameterMap& params) {
+  VDIT_CHECK(RunState::load((fs::path(dir) / "state").string()) == saved, dir << "/state does not read back as written");
+  const Hdf5File model((fs::path(dir) / "model.h5").string(), Hdf5File::Mode::Read);
+  for (const auto& [key, value] : params)
+    VDIT_CHECK(model.has(key) && model.shape(key) == value.shape(),
+               model.path() << ": parameter '" << key << "' does not read back as written");
+  const Hdf5File optimizer((fs::path(dir) / "optimizer.h5").string(), Hdf5File::Mode::Read);
 }
 
 }  // namespace
@@ -88,6 +115,7 @@ std::string train_log_path(const std::string& run_dir) { return (fs::path(run_di
 
 Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), data_(LatentDataset::open(options_.data)) {
   VDIT_CHECK(!options_.out.empty(), "no run directory given (--out)");
+  if (!options_.resume.empty()) options_.resume = normalise_checkpoint_path(options_.resume);
   VDIT_CHECK(options_.steps >= 1, "--steps must be at least 1, got " << options_.steps);
   VDIT_CHECK(options_.batch_size >= 1, "--batch-size must be at least 1, got " << options_.batch_size);
   VDIT_CHECK(options_.grad_accum >= 1, "--grad-accum must be at least 1, got " << options_.grad_accum);
@@ -275,6 +303,7 @@ std::string Retrainer::save_checkpoint() {
       last_verdicts_ = check_thresholds(report, thresholds_);
     }
   });
+  verify_checkpoint(last_checkpoint_, saved, model_->parameters());
   prune_checkpoints(options_.out, options_.keep_last);
   return last_checkpoint_;
 }
@@ -283,7 +312,7 @@ RetrainSummary Retrainer::run(std::FILE* progress, const std::function<void(cons
   fs::create_directories(options_.out);
   const std::string log_path = train_log_path(options_.out);
   const bool resuming = !options_.resume.empty();
-  if (resuming) truncate_log(log_path, state_.step);
+  if (resuming) truncate_log(log_path, state_.step, progress);
   JsonLinesLog log(log_path, resuming);
   RetrainSummary summary;
   summary.start_step = state_.step;
@@ -321,11 +350,13 @@ RetrainSummary Retrainer::run(std::FILE* progress, const std::function<void(cons
     line.update(state_.step, detail);
     if (after_step) after_step(record);
     if (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0 && state_.step < options_.steps) {
+      log.sync();  // the log up to a checkpoint is as durable as the checkpoint
       save_checkpoint();
       check_diagnostics();
     }
   }
   line.finish();
+  log.sync();
   summary.last_checkpoint = save_checkpoint();
   check_diagnostics();
   if (options_.tune_temperature) write_adapter(adapter_path(options_.out), adapter());
