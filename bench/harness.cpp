@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <filesystem>
@@ -59,11 +60,19 @@ void reset_peak_rss() {
 double peak_rss_mib() { return std::max(status_field_mib("VmHWM"), status_field_mib("VmRSS")); }
 double current_rss_mib() { return status_field_mib("VmRSS"); }
 
+// The PyTorch side runs Debian's python3-torch over the OpenBLAS we loaded (same GEMM kernel),
+// or, where VDITKIT_TORCH_PYTHON names another interpreter (a PyTorch build of its own, such as
+// 2.11 with oneDNN/AMX on a server), that one, with none of our library paths: they would
+// shadow the libraries it ships.
 std::vector<double> python_figures(const std::string& script, const std::string& args, int threads) {
+  const char* own_torch = std::getenv("VDITKIT_TORCH_PYTHON");
   const std::filesystem::path blas_dir = std::filesystem::path(blas::library_path()).parent_path();
   const std::string library_path =
-      blas_dir.is_absolute() ? "LD_LIBRARY_PATH=" + blas_dir.string() + "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} " : "";
-  const std::string command = library_path + "OMP_NUM_THREADS=" + std::to_string(threads) + " " + VDITKIT_PYTHON + " " +
+      own_torch ? "env -u LD_LIBRARY_PATH "
+      : blas_dir.is_absolute() ? "LD_LIBRARY_PATH=" + blas_dir.string() + "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "
+                               : "";
+  const std::string python = own_torch ? own_torch : VDITKIT_PYTHON;
+  const std::string command = library_path + "OMP_NUM_THREADS=" + std::to_string(threads) + " " + python + " " +
                               VDITKIT_SOURCE_DIR + "/bench/" + script + " --threads " + std::to_string(threads) +
                               " " + args;
   std::vector<double> figures;
