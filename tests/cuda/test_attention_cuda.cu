@@ -25,16 +25,11 @@
 #include <vector>
 
 #include "autograd/cuda/attention_kernels.cuh"
+#include "tests/cuda/gpu_testing.h"
 
 namespace vdit::cuda {
 namespace {
 
-bool gpu_visible() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-#define SKIP_WITHOUT_GPU() \
-  if (!gpu_visible()) GTEST_SKIP() << "no CUDA device visible (cudaGetDeviceCount): GPU attention test skipped"
 #define CUDA_OK(expr)                                                                    \
   do {                                                                                   \
     const cudaError_t e_ = (expr);                                                       \
@@ -313,7 +308,7 @@ void run_on_gpu(const Problem& pb, bool backward, GpuRun* r) {
 class AttentionCuda : public ::testing::TestWithParam<Case> {};
 
 TEST_P(AttentionCuda, ForwardMatchesDoubleReference) {
-  SKIP_WITHOUT_GPU();
+  VDIT_REQUIRE_GPU();
   const Problem pb(GetParam());
   const Case& c = pb.c;
   GpuRun gpu;
@@ -336,7 +331,7 @@ TEST_P(AttentionCuda, ForwardMatchesDoubleReference) {
 }
 
 TEST_P(AttentionCuda, BackwardMatchesDoubleReference) {
-  SKIP_WITHOUT_GPU();
+  VDIT_REQUIRE_GPU();
   const Problem pb(GetParam());
   const Case& c = pb.c;
   GpuRun gpu;
@@ -373,7 +368,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 TEST(AttentionCudaDeterminism, BackwardGivesIdenticalBitsTwice) {
-  SKIP_WITHOUT_GPU();
+  VDIT_REQUIRE_GPU();
   const Problem pb(Case{"determinism", 2, 513, 1000, 3, 128, KeyMaskType::f32, true, 0.0f});
   GpuRun first, second;
   run_on_gpu(pb, true, &first);
@@ -425,7 +420,7 @@ TEST(AttentionCudaErrors, MisalignedGradientIsAnError) {
 // Not a test: `--gtest_also_run_disabled_tests --gtest_filter=*Benchmark*` prints the throughput
 // at the Wan2.1-1.3B attention shapes.
 TEST(AttentionCudaBenchmark, DISABLED_PrintsThroughputAtWanShapes) {
-  SKIP_WITHOUT_GPU();
+  VDIT_REQUIRE_GPU();
   for (int64_t tokens : {4096, 32760}) {
     const AttentionTiming t = attention_benchmark(1, 12, tokens, 128);
     ASSERT_EQ(t.error, "");
