@@ -35,7 +35,7 @@ TEST(Tensor, ShapeHelpers) {
   EXPECT_EQ(numel({2, 3, 5}), 30);
   EXPECT_EQ(numel({4, 0, 2}), 0);
   EXPECT_EQ(to_string({2, 3, 5}), "[2, 3, 5]");
-  EXPECT_EQ(to_string({}), "[]");
+  EXPECT_EQ(to_string(Shape{}), "[]");
 }
 
 TEST(Tensor, FactoriesFillValues) {
