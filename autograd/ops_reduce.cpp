@@ -6,6 +6,7 @@
 #include "autograd/grad_accumulate.h"
 #include "autograd/ops.h"
 #include "autograd/parallel.h"
+#include "autograd/strided.h"
 
 namespace vdit {
 
@@ -16,22 +17,10 @@ Tensor scaled_sum(const Tensor& x_in, const std::vector<int>& axes, bool keepdim
   const char* name = average ? "mean" : "sum";
   if (on_cuda(name, {&x_in})) return cuda_op(&CudaBackend::sum, name)(x_in, axes, keepdim, average);
   const Tensor x = x_in.to_f32();
-  const int nd = x.ndim();
-  std::vector<bool> reduced(nd, false);
-  for (int a : axes) reduced[normalize_axis(a, nd)] = true;
-  Shape kept = x.shape(), out_shape;
-  int64_t count = 1;
-  for (int i = 0; i < nd; ++i) {
-    if (reduced[i]) {
-      count *= kept[i];
-      kept[i] = 1;
-      if (keepdim) out_shape.push_back(1);
-    } else {
-      out_shape.push_back(kept[i]);
-    }
-  }
-  const float factor = average ? 1.0f / static_cast<float>(std::max<int64_t>(count, 1)) : 1.0f;
-  Tensor out = Tensor::zeros(out_shape);
+  const ReducedShape shapes = reduced_shape(x.shape(), axes, keepdim);
+  const Shape kept = shapes.kept;
+  const float factor = average ? 1.0f / static_cast<float>(std::max<int64_t>(shapes.count, 1)) : 1.0f;
+  Tensor out = Tensor::zeros(shapes.out);
   reduce_into(out.data(), kept, x.data(), x.shape(), factor);
   if (!needs_grad({&x_in})) return out;
   GradRef go = Tape::output(out), gx = x_in.grad_ref();

@@ -133,18 +133,9 @@ Tensor concat(const std::vector<Tensor>& parts, int axis) {
   for (const Tensor& p : parts) any_cuda = on_cuda("concat", {&parts[0], &p}) || any_cuda;
   if (any_cuda) return cuda_op(&CudaBackend::concat, "concat")(parts, axis);
   const int a = normalize_axis(axis, parts[0].ndim());
-  Shape out_shape = parts[0].shape();
-  out_shape[a] = 0;
-  for (const Tensor& p : parts) {
-    Shape s = p.shape();
-    VDIT_CHECK(p.ndim() == static_cast<int>(out_shape.size()), "concat of tensors of different rank");
-    s[a] = 0;
-    Shape expect = out_shape;
-    expect[a] = 0;
-    VDIT_CHECK(s == expect, "concat along axis " << a << ": " << to_string(p.shape())
-                                                 << " does not match " << to_string(parts[0].shape()));
-    out_shape[a] += p.size(a);
-  }
+  std::vector<Shape> part_shapes;
+  for (const Tensor& p : parts) part_shapes.push_back(p.shape());
+  const Shape out_shape = concat_shape(part_shapes, a);
   Tensor out = Tensor::empty(out_shape);
   std::vector<Block> blocks;
   int64_t begin = 0;

@@ -1,6 +1,7 @@
 #include "autograd/strided.h"
 
 #include "autograd/check.h"
+#include "autograd/grad_accumulate.h"
 
 namespace vdit {
 
@@ -25,6 +26,38 @@ Strides broadcast_strides(const Shape& in, const Shape& out) {
     s[lead + i] = in[i] == 1 ? 0 : own[i];
   }
   return s;
+}
+
+ReducedShape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepdim) {
+  const int nd = static_cast<int>(shape.size());
+  std::vector<bool> reduced(nd, false);
+  for (int a : axes) reduced[normalize_axis(a, nd)] = true;
+  ReducedShape r{shape, {}, 1};
+  for (int i = 0; i < nd; ++i) {
+    if (reduced[i]) {
+      r.count *= r.kept[i];
+      r.kept[i] = 1;
+      if (keepdim) r.out.push_back(1);
+    } else {
+      r.out.push_back(r.kept[i]);
+    }
+  }
+  return r;
+}
+
+Shape concat_shape(const std::vector<Shape>& shapes, int axis) {
+  Shape out = shapes[0];
+  out[axis] = 0;
+  for (const Shape& shape : shapes) {
+    VDIT_CHECK(shape.size() == out.size(), "concat of tensors of different rank");
+    Shape s = shape, expect = out;
+    s[axis] = 0;
+    expect[axis] = 0;
+    VDIT_CHECK(s == expect, "concat along axis " << axis << ": " << to_string(shape) << " does not match "
+                                                 << to_string(shapes[0]));
+    out[axis] += shape[axis];
+  }
+  return out;
 }
 
 Shape broadcast_shapes(const Shape& a, const Shape& b) {

@@ -17,6 +17,19 @@ Strides contiguous_strides(const Shape& shape);
 Strides broadcast_strides(const Shape& in, const Shape& out);
 Shape broadcast_shapes(const Shape& a, const Shape& b);
 
+// The shapes of a sum or mean over `axes` (any order, negative from the end): `kept` is the
+// input's shape with those axes set to 1 (what the gradient broadcasts back from), `out` the
+// result's (without them unless keepdim); `count` inputs go into each output.
+struct ReducedShape {
+  Shape kept, out;
+  int64_t count = 1;
+};
+ReducedShape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepdim);
+
+// The shape of `shapes` concatenated along `axis` (already normalised); an error naming the
+// first shape that does not match the first one off that axis.
+Shape concat_shape(const std::vector<Shape>& shapes, int axis);
+
 class StridedLoop {
  public:
   static constexpr int kMaxOperands = 3;

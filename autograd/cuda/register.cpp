@@ -4,6 +4,11 @@ namespace vdit::cuda {
 
 void register_backend(CudaBackend& backend) {
   register_runtime(backend);
+  register_elementwise(backend);
+  register_shape(backend);
+  register_reduce(backend);
+  register_norm(backend);
+  register_rope(backend);
 }
 
 }  // namespace vdit::cuda

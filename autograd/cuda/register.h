@@ -5,5 +5,10 @@
 namespace vdit::cuda {
 
 void register_runtime(CudaBackend& backend);    // runtime.cpp, allocator.cpp, memory_kernels.cu
+void register_elementwise(CudaBackend& backend);  // ops_elementwise.cu
+void register_shape(CudaBackend& backend);        // ops_shape.cu
+void register_reduce(CudaBackend& backend);       // ops_reduce.cu
+void register_norm(CudaBackend& backend);         // ops_norm.cu
+void register_rope(CudaBackend& backend);         // ops_rope.cu
 
 }  // namespace vdit::cuda

@@ -1,0 +1,308 @@
+// Element-wise ops on the device, the twins of autograd/ops_elementwise.cpp: binary ones with
+// NumPy broadcasting (gradients reduced back to each input's shape in a fixed order), unary
+// ones (derivatives computed from the saved input, in fp32), and the affine map. Contiguous
+// runs whose length is a multiple of 8 move 8 elements (16 bytes of bf16) per load.
+#include <type_traits>
+
+#include "autograd/cuda/device_math.cuh"
+#include "autograd/cuda/kernel_support.cuh"
+#include "autograd/cuda/register.h"
+#include "autograd/grad_accumulate.h"
+
+namespace vdit::cuda {
+
+namespace {
+
+// --- binary ---
+
+template <BinaryOp kOp>
+__device__ __forceinline__ float binary_value(float a, float b) {
+  if constexpr (kOp == BinaryOp::Add) return a + b;
+  if constexpr (kOp == BinaryOp::Sub) return a - b;
+  if constexpr (kOp == BinaryOp::Mul) return a * b;
+  return a / b;
+}
+
+// Operands 0 (the output, contiguous), 1 (a) and 2 (b) of the broadcast index space.
+template <BinaryOp kOp, class TA, class TB, class TO>
+__global__ void binary_kernel(const TA* a, const TB* b, TO* o, Indexer<3> ix, int64_t n) {
+  int64_t off[3];
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+    ix.offsets(i, off);
+    store(o, i, binary_value<kOp>(load(a, off[1]), load(b, off[2])));
+  }
+}
+
+// Eight outputs per step: the innermost axis has a multiple of 8 elements, along which each
+// input either steps by one element (a vector load) or is broadcast (one load).
+template <class T>
+__device__ __forceinline__ void load8_or_broadcast(const T* p, bool steps, float (&v)[8]) {
+  if (steps) {
+    load8(p, v);
+  } else {
+    const float x = load(p, 0);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) v[k] = x;
+  }
+}
+
+template <BinaryOp kOp, class TA, class TB, class TO>
+__global__ void binary_vec8_kernel(const TA* a, const TB* b, TO* o, Indexer<3> ix, int64_t groups, bool a_steps,
+                                   bool b_steps) {
+  int64_t off[3];
+  for (int64_t g = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; g < groups; g += int64_t{gridDim.x} * blockDim.x) {
+    ix.offsets(g * 8, off);
+    float va[8], vb[8], vo[8];
+    load8_or_broadcast(a + off[1], a_steps, va);
+    load8_or_broadcast(b + off[2], b_steps, vb);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) vo[k] = binary_value<kOp>(va[k], vb[k]);
+    store8(o + g * 8, vo);
+  }
+}
+
+// The gradient of a (kForA) or b for mul and div, into dst over the broadcast shape.
+template <BinaryOp kOp, bool kForA, class TA, class TB>
+__global__ void binary_grad_kernel(const TA* a, const TB* b, const float* dy, float* dst, Indexer<3> ix, int64_t n,
+                                   bool accumulate) {
+  int64_t off[3];
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+    ix.offsets(i, off);
+    const float y = load(b, off[2]);
+    float g;
+    if constexpr (kForA) {
+      g = kOp == BinaryOp::Mul ? dy[i] * y : dy[i] / y;
+    } else {
+      const float x = load(a, off[1]);
+      g = kOp == BinaryOp::Mul ? dy[i] * x : -dy[i] * x / (y * y);
+    }
+    dst[i] = accumulate ? dst[i] + g : g;
+  }
+}
+
+template <class Fn>
+void with_binary_op(BinaryOp op, Fn&& fn) {
+  switch (op) {
+    case BinaryOp::Add: return fn(std::integral_constant<BinaryOp, BinaryOp::Add>{});
+    case BinaryOp::Sub: return fn(std::integral_constant<BinaryOp, BinaryOp::Sub>{});
+    case BinaryOp::Mul: return fn(std::integral_constant<BinaryOp, BinaryOp::Mul>{});
+    case BinaryOp::Div: return fn(std::integral_constant<BinaryOp, BinaryOp::Div>{});
+  }
+}
+
+Indexer<3> broadcast_indexer(const Shape& shape, const Shape& a_shape, const Shape& b_shape) {
+  return make_indexer<3>(shape, {contiguous_strides(shape), broadcast_strides(a_shape, shape),
+                                 broadcast_strides(b_shape, shape)});
+}
+
+template <BinaryOp kOp, class TA, class TB, class TO>
+void launch_binary(const TA* a, const TB* b, TO* o, const Indexer<3>& ix, int64_t n, cudaStream_t s) {
+  const bool a_steps = ix.inner_stride(1) == 1, b_steps = ix.inner_stride(2) == 1;
+  const bool vectorise = ix.inner() % 8 == 0 && (a_steps || ix.inner_stride(1) == 0) &&
+                         (b_steps || ix.inner_stride(2) == 0) && aligned16(a) && aligned16(b) && aligned16(o);
+  if (vectorise)
+    binary_vec8_kernel<kOp><<<blocks_for(n / 8), kThreads, 0, s>>>(a, b, o, ix, n / 8, a_steps, b_steps);
+  else
+    binary_kernel<kOp><<<blocks_for(n), kThreads, 0, s>>>(a, b, o, ix, n);
+  VDIT_CUDA_CHECK_LAUNCH();
+}
+
+// Adds the gradient of a (kForA) or b into `slot`, through a temporary of the broadcast shape
+// when that input was broadcast.
+template <BinaryOp kOp, bool kForA>
+void binary_grad(const GradRef& slot, const Tensor& a, const Tensor& b, const Shape& shape, const float* dy,
+                 int device) {
+  const int64_t n = numel(shape);
+  const bool direct = slot->shape == shape;
+  const Tensor temp = direct ? Tensor() : Tensor::empty(shape, DType::F32, Device::cuda(device));
+  float* dst = direct ? slot->buffer() : out<float>(temp);
+  const Indexer<3> ix = broadcast_indexer(shape, a.defined() ? a.shape() : shape, b.shape());
+  const DType a_dtype = a.defined() ? a.dtype() : DType::F32;
+  with_dtype(a_dtype, [&](auto ta) {
+    with_dtype(b.dtype(), [&](auto tb) {
+      binary_grad_kernel<kOp, kForA><<<blocks_for(n), kThreads, 0, stream(device)>>>(
+          a.defined() ? in<VDIT_T(ta)>(a) : nullptr, in<VDIT_T(tb)>(b), dy, dst, ix, n, direct);
+    });
+  });
+  VDIT_CUDA_CHECK_LAUNCH();
+  if (!direct) reduce_into(slot->buffer(), slot->shape, dst, shape, 1.0f, true, device);
+}
+
+Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
+  const Shape shape = broadcast_shapes(a.shape(), b.shape());
+  const int device = a.device().index;
+  const int64_t n = numel(shape);
+  Tensor result = Tensor::empty(shape, output_dtype({&a, &b}), a.device());
+  if (n > 0) {
+    DeviceGuard guard(device);
+    const Indexer<3> ix = broadcast_indexer(shape, a.shape(), b.shape());
+    with_binary_op(op, [&](auto kop) {
+      with_dtype(a.dtype(), [&](auto ta) {
+        with_dtype(b.dtype(), [&](auto tb) {
+          using TA = VDIT_T(ta);
+          using TB = VDIT_T(tb);
+          using TO = std::conditional_t<std::is_same_v<TA, float> && std::is_same_v<TB, float>, float, __nv_bfloat16>;
+          launch_binary<decltype(kop)::value>(in<TA>(a), in<TB>(b), out<TO>(result), ix, n, stream(device));
+        });
+      });
+    });
+  }
+  if (!needs_grad({&a, &b})) return result;
+
+  GradRef go = Tape::output(result), ga = a.grad_ref(), gb = b.grad_ref();
+  if (op == BinaryOp::Add || op == BinaryOp::Sub) {
+    // Linear in both inputs: the incoming gradient is reduced as it is, nothing is saved.
+    const float sign_b = op == BinaryOp::Sub ? -1.0f : 1.0f;
+    Tape::record([go, ga, gb, shape, sign_b, device] {
+      const float* dy = arrived(go);
+      if (!dy) return;
+      accumulate_grad(ga, shape, dy, 1.0f, device);
+      accumulate_grad(gb, shape, dy, sign_b, device);
+    });
+    return result;
+  }
+  // d/da reads only b, so a is kept only when b needs a gradient (as on the CPU).
+  const Tensor saved_a = gb ? a.detach() : Tensor();
+  const Tensor saved_b = b.detach();
+  Tape::record([go, ga, gb, shape, saved_a, saved_b, op, device] {
+    const float* dy = arrived(go);
+    if (!dy) return;
+    DeviceGuard guard(device);
+    with_binary_op(op, [&](auto kop) {
+      constexpr BinaryOp k = decltype(kop)::value;
+      if constexpr (k == BinaryOp::Mul || k == BinaryOp::Div) {
+        if (ga) binary_grad<k, true>(ga, saved_a, saved_b, shape, dy, device);
+        if (gb) binary_grad<k, false>(gb, saved_a, saved_b, shape, dy, device);
+      }
+    });
+  });
+  return result;
+}
+
+// --- unary and affine: y = f(x) in x's dtype, dx += dy f'(x) ---
+
+template <UnaryOp kOp>
+struct UnaryFn {
+  __device__ __forceinline__ float operator()(float x) const {
+    if constexpr (kOp == UnaryOp::Square) return x * x;
+    if constexpr (kOp == UnaryOp::Exp) return expf(x);
+    if constexpr (kOp == UnaryOp::Log) return logf(x);
+    if constexpr (kOp == UnaryOp::Tanh) return tanhf(x);
+    if constexpr (kOp == UnaryOp::Silu) return silu(x);
+    return gelu_tanh(x);
+  }
+  __device__ __forceinline__ float derivative(float x) const {
+    if constexpr (kOp == UnaryOp::Square) return 2.0f * x;
+    if constexpr (kOp == UnaryOp::Exp) return expf(x);
+    if constexpr (kOp == UnaryOp::Log) return 1.0f / x;
+    if constexpr (kOp == UnaryOp::Tanh) {
+      const float t = tanhf(x);
+      return 1.0f - t * t;
+    }
+    if constexpr (kOp == UnaryOp::Silu) return silu_grad(x);
+    return gelu_tanh_grad(x);
+  }
+};
+
+struct AffineFn {
+  float factor, offset;
+  __device__ __forceinline__ float operator()(float x) const { return factor * x + offset; }
+};
+
+// y = f(x): 8 at a time over the aligned bulk, then the tail one by one.
+template <class Fn, class T>
+__global__ void map_kernel(const T* x, T* y, int64_t n, int64_t groups, Fn fn) {
+  const int64_t first = blockIdx.x * int64_t{blockDim.x} + threadIdx.x, step = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t g = first; g < groups; g += step) {
+    float v[8];
+    load8(x + g * 8, v);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) v[k] = fn(v[k]);
+    store8(y + g * 8, v);
+  }
+  for (int64_t i = groups * 8 + first; i < n; i += step) store(y, i, fn(load(x, i)));
+}
+
+template <UnaryOp kOp, class T>
+__global__ void unary_grad_kernel(const T* x, const float* dy, float* dx, int64_t n) {
+  const UnaryFn<kOp> fn;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
+    dx[i] += dy[i] * fn.derivative(load(x, i));
+}
+
+template <class Fn>
+Tensor map(const Tensor& x, Fn fn) {
+  Tensor result = Tensor::empty(x.shape(), x.dtype(), x.device());
+  const int64_t n = x.numel();
+  if (n == 0) return result;
+  const int device = x.device().index;
+  DeviceGuard guard(device);
+  const bool vectorise = aligned16(x.storage()) && aligned16(result.storage());
+  const int64_t groups = vectorise ? n / 8 : 0;
+  with_dtype(x.dtype(), [&](auto t) {
+    using T = VDIT_T(t);
+    map_kernel<<<blocks_for(groups > 0 ? groups : n), kThreads, 0, stream(device)>>>(in<T>(x), out<T>(result), n,
+                                                                                     groups, fn);
+  });
+  VDIT_CUDA_CHECK_LAUNCH();
+  return result;
+}
+
+template <class Fn>
+void with_unary_op(UnaryOp op, Fn&& fn) {
+  switch (op) {
+    case UnaryOp::Square: return fn(std::integral_constant<UnaryOp, UnaryOp::Square>{});
+    case UnaryOp::Exp: return fn(std::integral_constant<UnaryOp, UnaryOp::Exp>{});
+    case UnaryOp::Log: return fn(std::integral_constant<UnaryOp, UnaryOp::Log>{});
+    case UnaryOp::Tanh: return fn(std::integral_constant<UnaryOp, UnaryOp::Tanh>{});
+    case UnaryOp::Silu: return fn(std::integral_constant<UnaryOp, UnaryOp::Silu>{});
+    case UnaryOp::GeluTanh: return fn(std::integral_constant<UnaryOp, UnaryOp::GeluTanh>{});
+  }
+}
+
+Tensor unary_op(UnaryOp op, const Tensor& x) {
+  Tensor result;
+  with_unary_op(op, [&](auto kop) { result = map(x, UnaryFn<decltype(kop)::value>{}); });
+  if (!needs_grad({&x})) return result;
+  // Every derivative is computed from x in fp32 (exp and tanh too, rather than from a bf16 y).
+  GradRef go = Tape::output(result), gx = x.grad_ref();
+  const Tensor saved = x.detach();
+  Tape::record([go, gx, saved, op] {
+    const float* dy = arrived(go);
+    const int64_t n = saved.numel();
+    if (!dy || !gx || n == 0) return;
+    const int device = saved.device().index;
+    DeviceGuard guard(device);
+    float* dx = gx->buffer();
+    with_unary_op(op, [&](auto kop) {
+      with_dtype(saved.dtype(), [&](auto t) {
+        unary_grad_kernel<decltype(kop)::value><<<blocks_for(n), kThreads, 0, stream(device)>>>(
+            in<VDIT_T(t)>(saved), dy, dx, n);
+      });
+    });
+    VDIT_CUDA_CHECK_LAUNCH();
+  });
+  return result;
+}
+
+Tensor affine_op(const Tensor& x, float factor, float offset) {
+  Tensor result = map(x, AffineFn{factor, offset});
+  if (!needs_grad({&x})) return result;
+  GradRef go = Tape::output(result), gx = x.grad_ref();
+  const Shape shape = x.shape();
+  const int device = x.device().index;
+  Tape::record([go, gx, shape, factor, device] {
+    if (const float* dy = arrived(go)) accumulate_grad(gx, shape, dy, factor, device);
+  });
+  return result;
+}
+
+}  // namespace
+
+void register_elementwise(CudaBackend& backend) {
+  backend.binary = binary_op;
+  backend.unary = unary_op;
+  backend.affine = affine_op;
+}
+
+}  // namespace vdit::cuda
