@@ -29,6 +29,16 @@ struct DeviceMemoryStats {
 enum class BinaryOp : uint8_t { Add, Sub, Mul, Div };
 enum class UnaryOp : uint8_t { Square, Exp, Log, Tanh, Silu, GeluTanh };
 
+// The fp32 scalars of one AdamW / SGD update of one parameter, rounded where optim/adamw.cpp
+// and optim/sgd.cpp round them, so the CUDA update matches the CPU one.
+struct AdamWScalars {
+  float decay, beta1, beta2, one_minus_beta1, one_minus_beta2, bias_correction2_sqrt, neg_step_size, eps;
+};
+struct SgdScalars {
+  float decay, momentum, neg_lr;
+  bool nesterov;
+};
+
 struct CudaBackend {
   // --- runtime: autograd/cuda/runtime.cpp and allocator.cpp ---
   int (*device_count)() = nullptr;
@@ -66,6 +76,19 @@ struct CudaBackend {
   Tensor (*rope)(const Tensor& x, const Tensor& cos, const Tensor& sin) = nullptr;
   Tensor (*attention)(const Tensor& q, const Tensor& k, const Tensor& v,
                       const AttentionOptions& options) = nullptr;
+
+  // --- optimizer and clipping (autograd/cuda/ops_optim.cu), called by optim/ for parameters
+  // on a CUDA device; every buffer is fp32 on `device` and updated in place ---
+  void (*adamw_update)(float* value, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
+                       const AdamWScalars& scalars, int device) = nullptr;
+  // `momentum` null: SGD without a momentum buffer.
+  void (*sgd_update)(float* value, const float* grad, float* momentum, int64_t n, const SgdScalars& scalars,
+                     int device) = nullptr;
+  // The sum of squares of every buffer, accumulated on the device in double in a fixed order
+  // (buffers in the order given), read back to the host once.
+  double (*sum_of_squares)(const std::vector<const float*>& buffers, const std::vector<int64_t>& sizes,
+                           int device) = nullptr;
+  void (*scale_in_place)(float* data, int64_t n, float factor, int device) = nullptr;
 };
 
 // The filled table; an error saying how to build with CUDA when this build has none.

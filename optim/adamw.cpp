@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/check.h"
+#include "autograd/cuda_backend.h"
 
 namespace vdit {
 namespace {
@@ -30,22 +31,26 @@ void AdamW::step(double lr) {
     // Scalars are rounded to float32 where torch's kernels round them. torch's CPU add_ is a
     // fused multiply-add (vec::fmadd) and its build fuses addcmul_'s v * beta2 + c * g * g as
     // fma(c * g, g, v * beta2): the explicit fmas reproduce both.
-    const float decay = decays(p) ? static_cast<float>(1.0 - lr * options_.weight_decay) : 1.0f;
-    const auto beta1 = static_cast<float>(options_.beta1), beta2 = static_cast<float>(options_.beta2);
-    const auto one_minus_beta1 = static_cast<float>(1.0 - options_.beta1);
-    const auto one_minus_beta2 = static_cast<float>(1.0 - options_.beta2);
-    const auto bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(options_.beta2, t)));
-    const auto neg_step_size = static_cast<float>(-lr / (1.0 - std::pow(options_.beta1, t)));
-    const auto eps = static_cast<float>(options_.eps);
+    const AdamWScalars s{
+        .decay = decays(p) ? static_cast<float>(1.0 - lr * options_.weight_decay) : 1.0f,
+        .beta1 = static_cast<float>(options_.beta1),
+        .beta2 = static_cast<float>(options_.beta2),
+        .one_minus_beta1 = static_cast<float>(1.0 - options_.beta1),
+        .one_minus_beta2 = static_cast<float>(1.0 - options_.beta2),
+        .bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(options_.beta2, t))),
+        .neg_step_size = static_cast<float>(-lr / (1.0 - std::pow(options_.beta1, t))),
+        .eps = static_cast<float>(options_.eps)};
     float* exp_avg = moment(kExpAvg, i);
     float* exp_avg_sq = moment(kExpAvgSq, i);
+    if (p.value.is_cuda())
+      return cuda_backend().adamw_update(value, grad, exp_avg, exp_avg_sq, p.value.numel(), s, p.value.device().index);
     for_each_element(p.value.numel(), [&](int64_t j) {
       const float g = grad[j];
-      const float decayed = value[j] * decay;
-      exp_avg[j] = std::fma(g, one_minus_beta1, exp_avg[j] * beta1);
-      exp_avg_sq[j] = std::fma(one_minus_beta2 * g, g, exp_avg_sq[j] * beta2);
-      const float denom = std::sqrt(exp_avg_sq[j]) / bias_correction2_sqrt + eps;
-      value[j] = add_unfused(neg_step_size * exp_avg[j] / denom, decayed);
+      const float decayed = value[j] * s.decay;
+      exp_avg[j] = std::fma(g, s.one_minus_beta1, exp_avg[j] * s.beta1);
+      exp_avg_sq[j] = std::fma(s.one_minus_beta2 * g, g, exp_avg_sq[j] * s.beta2);
+      const float denom = std::sqrt(exp_avg_sq[j]) / s.bias_correction2_sqrt + s.eps;
+      value[j] = add_unfused(s.neg_step_size * exp_avg[j] / denom, decayed);
     });
   });
 }

@@ -25,7 +25,8 @@ Optimizer::Optimizer(std::string kind, std::vector<TrainableParameter> params, s
   }
   for (size_t k = 0; k < moment_names_.size(); ++k) {
     moments_.emplace_back();
-    for (const TrainableParameter& p : params_) moments_[k].push_back(Tensor::zeros(p.value.shape()));
+    for (const TrainableParameter& p : params_)
+      moments_[k].push_back(Tensor::zeros(p.value.shape(), DType::F32, p.value.device()));
   }
 }
 
@@ -38,7 +39,7 @@ void Optimizer::save(const std::string& path) const {
     file.write_string("kind", kind_);
     file.write_int("steps", steps_);
     for (size_t k = 0; k < moment_names_.size(); ++k)
-      for (size_t i = 0; i < params_.size(); ++i) file.write(moment_names_[k] + "/" + params_[i].name, moments_[k][i]);
+      for (size_t i = 0; i < params_.size(); ++i) file.write(moment_names_[k] + "/" + params_[i].name, moments_[k][i].to(Device::cpu()));
   });
 }
 
@@ -63,7 +64,7 @@ void Optimizer::load(const std::string& path) {
       const Shape shape = file.shape(key);
       VDIT_CHECK(shape == p.value.shape(), path << ": moment '" << key << "' has shape " << to_string(shape)
                                                 << ", the parameter has " << to_string(p.value.shape()));
-      moments[k].push_back(file.read(key));
+      moments[k].push_back(file.read(key).to(p.value.device()));
     }
     if (!file.has(group)) continue;  // no parameters, no group
     for (const std::string& name : file.datasets(group))

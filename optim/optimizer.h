@@ -1,6 +1,6 @@
 #pragma once
 // What every optimizer shares: the trainable parameters by name, the per-parameter moments
-// (float32, as in PyTorch), the update count, and optimizer.h5.
+// (float32, as in PyTorch, on the parameter's device), the update count, and optimizer.h5.
 //
 // optimizer.h5 holds `kind` ("adamw"/"sgd") and `steps` as root attributes and one dataset per
 // moment and parameter: "exp_avg/<name>", "exp_avg_sq/<name>" (AdamW), "momentum/<name>" (SGD
@@ -44,11 +44,12 @@ class Optimizer {
   // as zeros, which is what PyTorch's lazily created state amounts to.
   Optimizer(std::string kind, std::vector<TrainableParameter> params, std::vector<std::string> moment_names);
 
-  // Moment `k` (index into moment_names) of parameter `i`.
-  float* moment(size_t k, size_t i) { return moments_[k][i].data(); }
+  // Moment `k` (index into moment_names) of parameter `i`, on the parameter's device.
+  float* moment(size_t k, size_t i) { return static_cast<float*>(moments_[k][i].storage()); }
 
   // Counts one update of rate `lr`, then calls update(i, value, grad) for every parameter i that
   // has a gradient, with recording off; `value` is the parameter's storage, updated in place.
+  // Both pointers are on the parameter's device (an update dispatches on it).
   template <class Update>
   void run_step(double lr, Update update) {
     check_learning_rate(lr);
@@ -56,7 +57,8 @@ class Optimizer {
     ++steps_;
     for (size_t i = 0; i < params_.size(); ++i) {
       const Tensor grad = params_[i].value.grad();
-      if (grad.defined()) update(i, params_[i].value.data(), grad.data());
+      if (grad.defined())
+        update(i, static_cast<float*>(params_[i].value.storage()), static_cast<const float*>(grad.storage()));
     }
   }
 

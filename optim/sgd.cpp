@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/check.h"
+#include "autograd/cuda_backend.h"
 
 namespace vdit {
 namespace {
@@ -25,18 +26,20 @@ void Sgd::step(double lr) {
   run_step(lr, [&](size_t i, float* value, const float* grad) {
     // Scalars are rounded to float32 and each torch add_ is a fused multiply-add, as in torch's
     // CPU kernels (vec::fmadd); the fma with 1 keeps the rounding of momentum * b apart.
-    const float decay = decays(parameters()[i]) ? static_cast<float>(options_.weight_decay) : 0.0f;
-    const auto momentum = static_cast<float>(options_.momentum);
-    const auto neg_lr = static_cast<float>(-lr);
-    float* buffer = momentum != 0 ? moment(0, i) : nullptr;
-    const bool nesterov = options_.nesterov;
-    for_each_element(parameters()[i].value.numel(), [&](int64_t j) {
-      float d = std::fma(value[j], decay, grad[j]);
+    const Tensor& p = parameters()[i].value;
+    const SgdScalars s{.decay = decays(parameters()[i]) ? static_cast<float>(options_.weight_decay) : 0.0f,
+                       .momentum = static_cast<float>(options_.momentum),
+                       .neg_lr = static_cast<float>(-lr),
+                       .nesterov = options_.nesterov};
+    float* buffer = s.momentum != 0 ? moment(0, i) : nullptr;
+    if (p.is_cuda()) return cuda_backend().sgd_update(value, grad, buffer, p.numel(), s, p.device().index);
+    for_each_element(p.numel(), [&](int64_t j) {
+      float d = std::fma(value[j], s.decay, grad[j]);
       if (buffer) {
-        buffer[j] = std::fma(d, 1.0f, buffer[j] * momentum);
-        d = nesterov ? std::fma(buffer[j], momentum, d) : buffer[j];
+        buffer[j] = std::fma(d, 1.0f, buffer[j] * s.momentum);
+        d = s.nesterov ? std::fma(buffer[j], s.momentum, d) : buffer[j];
       }
-      value[j] = std::fma(d, neg_lr, value[j]);
+      value[j] = std::fma(d, s.neg_lr, value[j]);
     });
   });
 }

@@ -9,6 +9,7 @@ void register_backend(CudaBackend& backend) {
   register_reduce(backend);
   register_norm(backend);
   register_rope(backend);
+  register_optim(backend);
 }
 
 }  // namespace vdit::cuda

@@ -10,5 +10,6 @@ void register_shape(CudaBackend& backend);        // ops_shape.cu
 void register_reduce(CudaBackend& backend);       // ops_reduce.cu
 void register_norm(CudaBackend& backend);         // ops_norm.cu
 void register_rope(CudaBackend& backend);         // ops_rope.cu
+void register_optim(CudaBackend& backend);        // ops_optim.cu
 
 }  // namespace vdit::cuda
