@@ -16,6 +16,7 @@ packages=(
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
   nlohmann-json3-dev
   libgtest-dev libbenchmark-dev
+  clang libclang-rt-dev libomp-dev  # scripts/sanitize.sh: libFuzzer, ASan, UBSan
   python3 python3-torch python3-numpy python3-h5py
 )
 

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Sanitizers and fuzzing (README "Fuzzing and sanitizers"):
+#  1. builds the library, the command and the unit tests with AddressSanitizer + UBSan into
+#     build-sanitize/ and runs the tests (ctest) under them;
+#  2. builds the libFuzzer targets of fuzz/ with clang into build-fuzz/ and runs each for
+#     FUZZ_SECONDS (default 60) from its committed seed corpus, as many at a time as there are
+#     cores, printing per target the seconds, executions and crashes (crashes, sanitizer
+#     reports and leaks, inputs over the memory limit, hangs); each such input is kept in
+#     build-fuzz/findings/.
+# Exits non-zero on a failing test or any fuzzer finding. Run scripts/build.sh (or test.sh)
+# first on a fresh machine: it installs the dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+fuzz_seconds=${FUZZ_SECONDS:-60}
+
+# Too slow under ASan for CI (each runs minutes there; they exercise arithmetic, not input
+# handling, and run unsanitized in scripts/test.sh), or no C++ at all:
+#   WanParity.*              float64 PyTorch reference of the full model, twice
+#   wan_reference_selfcheck  the Python reference's own checks
+excluded='^(WanParity\.|wan_reference_selfcheck$)'
+
+export ASAN_OPTIONS=detect_leaks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$PWD/fuzz/lsan_suppressions.txt
+
+echo "== sanitize: unit tests with ASan + UBSan (build-sanitize/)"
+cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Release -DVDITKIT_SANITIZE=ON >/dev/null
+cmake --build build-sanitize -j"$jobs" --target vditkit-tests
+(cd build-sanitize && ctest --output-on-failure --timeout 1200 -j1 -E "$excluded")
+
+echo "== sanitize: fuzz targets, ${fuzz_seconds} s each, ${jobs} at a time (build-fuzz/)"
+cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DVDITKIT_FUZZ=ON \
+  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz-targets
+rm -rf build-fuzz/findings build-fuzz/logs
+mkdir -p build-fuzz/findings build-fuzz/logs
+# A huge allocation fails as it would with glibc (HDF5 then reports an error) instead of
+# aborting; one over libFuzzer's -malloc_limit_mb (= -rss_limit_mb) is still a finding, and so
+# is std::bad_alloc escaping a reader (fuzz/fuzz_input.h).
+export ASAN_OPTIONS=$ASAN_OPTIONS:allocator_may_return_null=1
+
+# One target: fork mode keeps going after a finding (each input is saved in findings/), so one
+# bad input does not end the run. Writes "seconds executions findings" to logs/NAME.result.
+fuzz_one() {
+  local name=$1 new_inputs dict=() start status
+  new_inputs=$(mktemp -d)  # what this run adds; the committed corpus is only read
+  [ -f "fuzz/$name.dict" ] && dict=(-dict="fuzz/$name.dict")
+  start=$(date +%s)
+  "build-fuzz/fuzz/$name" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 -timeout=10 \
+    -rss_limit_mb=2048 -max_total_time="$fuzz_seconds" -seed=1 -print_funcs=0 "${dict[@]}" \
+    -artifact_prefix="build-fuzz/findings/$name-" "$new_inputs" "fuzz/corpus/$name" \
+    >"build-fuzz/logs/$name.log" 2>&1 || true
+  # Fork mode's status line: "#EXECUTIONS: cov: ... oom/timeout/crash: O/T/C time: ..."
+  status=$(grep -E '^#[0-9]+: cov:' "build-fuzz/logs/$name.log" | tail -1 || true)
+  if [ -z "$status" ]; then
+    echo "$(($(date +%s) - start)) ? ?" >"build-fuzz/logs/$name.result"
+  else
+    echo "$(($(date +%s) - start)) $(sed -E 's|^#([0-9]+):.*oom/timeout/crash: ([0-9]+)/([0-9]+)/([0-9]+).*|\1 \2+\3+\4|' <<<"$status")" \
+      >"build-fuzz/logs/$name.result"
+  fi
+  rm -rf "$new_inputs"
+}
+
+targets=()
+for target in build-fuzz/fuzz/fuzz_*; do targets+=("$(basename "$target")"); done
+for name in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+  fuzz_one "$name" &
+done
+wait
+
+failed=0
+printf '%-22s %8s %12s %8s\n' target seconds executions crashes
+for name in "${targets[@]}"; do
+  read -r seconds executions findings <"build-fuzz/logs/$name.result"
+  [ "$findings" = "?" ] || findings=$((findings))
+  printf '%-22s %8s %12s %8s\n' "$name" "$seconds" "$executions" "$findings"
+  [ "$findings" = 0 ] || failed=1
+done
+if [ "$failed" -ne 0 ]; then
+  echo "sanitize: fuzzing found inputs that crash, leak, hang or exhaust memory (build-fuzz/findings/;" \
+       "logs in build-fuzz/logs/):" >&2
+  ls build-fuzz/findings >&2
+  exit 1
+fi

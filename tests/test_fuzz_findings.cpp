@@ -1,0 +1,43 @@
+// Inputs the fuzz targets (fuzz/) found crashing or exhausting a reader, kept as fixtures in
+// tests/fuzz_findings/<target>/: each now gets a vdit::Error that names the file and what is
+// wrong, without allocating what the corrupt input claims.
+#include <gtest/gtest.h>
+
+#include "tests/fixtures.h"
+#include "train/run_state.h"
+
+namespace vdit {
+namespace {
+
+std::string finding(const std::string& name) { return std::string(VDITKIT_SOURCE_DIR) + "/tests/fuzz_findings/" + name; }
+
+// A run_config string length of 2.4e15 in a 400-byte state file: Boost resized the string
+// first (ASan: allocation-size-too-big).
+TEST(FuzzFindings, RunStateWithAHugeStringLengthIsRefusedBeforeAllocating) {
+  const std::string path = finding("fuzz_run_state/huge-run-config-length");
+  const std::string message = testing::error_of([&] { RunState::load(path); });
+  EXPECT_NE(message.find("run state " + path + " is corrupt"), std::string::npos) << message;
+  EXPECT_NE(message.find("run_config claims 2414986023876344 elements, but only"), std::string::npos) << message;
+}
+
+// The same for the sampler's order: 3e11 batches claimed in a 400-byte file.
+TEST(FuzzFindings, RunStateWithAHugeOrderCountIsRefusedBeforeAllocating) {
+  const std::string path = finding("fuzz_run_state/huge-order-count");
+  const std::string message = testing::error_of([&] { RunState::load(path); });
+  EXPECT_NE(message.find("run state " + path + " is corrupt"), std::string::npos) << message;
+  EXPECT_NE(message.find("order claims 300000000000 elements, but only"), std::string::npos) << message;
+}
+
+// The archive's own header: its first number sizes the signature string Boost reads, and a
+// corrupt one allocated 7e15 bytes (ASan) or spent seconds filling a gigabyte (a timeout).
+TEST(FuzzFindings, RunStateWithACorruptArchiveHeaderIsRefusedBeforeAllocating) {
+  for (const char* name : {"huge-signature-length", "slow-signature-length"}) {
+    const std::string path = finding(std::string("fuzz_run_state/") + name);
+    const std::string message = testing::error_of([&] { RunState::load(path); });
+    EXPECT_NE(message.find("run state " + path + " is corrupt: it does not start with '22 serialization::archive '"),
+              std::string::npos) << message;
+  }
+}
+
+}  // namespace
+}  // namespace vdit
