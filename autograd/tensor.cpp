@@ -1,16 +1,13 @@
 #include "autograd/tensor.h"
 
-#include <malloc.h>
-
 #include <atomic>
-#include <map>
-#include <mutex>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
 
 #include "autograd/check.h"
 #include "autograd/cuda_backend.h"
+#include "autograd/host_allocator.h"
 
 namespace vdit {
 
@@ -47,56 +44,6 @@ uint16_t float_to_bf16(float value) {
 
 namespace {
 
-// Activations and gradients of tens of MB are allocated and freed every step. glibc serves
-// such blocks with mmap and returns them with munmap, so every step would fault (and the
-// kernel zero) every page again: 10% of a Wan block's forward and backward. Keeping every
-// freed block in the heap instead (mmap off) costs memory: freed holes the next sizes do not
-// fit. So large blocks are kept in a small cache keyed by exact size, which a training step or
-// a diagnosis, allocating the same shapes over and over, reuses warm; its size is capped.
-class LargeBlockCache {
- public:
-  static constexpr size_t kMinBytes = size_t{4} << 20;
-  static constexpr size_t kMaxCachedBytes = size_t{512} << 20;
-
-  void* take(size_t bytes) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = free_.find(bytes);
-    if (it == free_.end()) return nullptr;
-    void* p = it->second;
-    free_.erase(it);
-    cached_ -= bytes;
-    return p;
-  }
-  void give(void* p, size_t bytes) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      // The largest cached blocks go first to make room: they are the rarest sizes to reuse.
-      while (cached_ + bytes > kMaxCachedBytes && !free_.empty()) {
-        auto largest = std::prev(free_.end());
-        std::free(largest->second);
-        cached_ -= largest->first;
-        free_.erase(largest);
-      }
-      if (cached_ + bytes <= kMaxCachedBytes) {
-        free_.emplace(bytes, p);
-        cached_ += bytes;
-        return;
-      }
-    }
-    std::free(p);
-  }
-
- private:
-  std::mutex mutex_;
-  std::multimap<size_t, void*> free_;
-  size_t cached_ = 0;
-};
-
-LargeBlockCache& large_blocks() {
-  static LargeBlockCache* cache = new LargeBlockCache;  // never destroyed: tensors may outlive statics
-  return *cache;
-}
-
 std::atomic<int64_t> g_live_bytes{0};
 std::atomic<int64_t> g_peak_bytes{0};
 
@@ -131,17 +78,14 @@ std::shared_ptr<TensorImpl> allocate(const Shape& shape, DType dtype = DType::F3
   impl->dtype = dtype;
   size_t bytes = static_cast<size_t>(numel(shape)) * element_size(dtype);
   const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;  // aligned_alloc wants a multiple of the alignment
-  const bool large = rounded >= LargeBlockCache::kMinBytes;
-  void* p = large ? large_blocks().take(rounded) : nullptr;
-  if (!p) p = std::aligned_alloc(64, rounded);
+  void* p = allocate_host(rounded);
   VDIT_CHECK(p != nullptr, "out of memory allocating " << bytes << " bytes for " << to_string(shape));
   impl->data = p;
   const int64_t counted = static_cast<int64_t>(rounded);
   count_allocation(counted);
-  impl->owner = std::shared_ptr<void>(p, [counted, large](void* q) {
+  impl->owner = std::shared_ptr<void>(p, [counted](void* q) {
     g_live_bytes.fetch_sub(counted);
-    if (large) large_blocks().give(q, static_cast<size_t>(counted));
-    else std::free(q);
+    free_host(q, static_cast<size_t>(counted));
   });
   return impl;
 }

@@ -1,6 +1,8 @@
 // Autograd figures (issue: foundation): raw sgemm throughput in this process, our linear
 // forward+backward against it, bf16 products with frozen weights against it, and the fused
 // attention's throughput and memory.
+#include <omp.h>
+
 #include <cmath>
 #include <random>
 
@@ -78,6 +80,15 @@ void run_autograd() {
   const double t_attention = seconds_per_call(fwd_bwd, 2, 2.0);
   report("attention_fwd_bwd_s", t_attention);
   report("attention_fwd_bwd_gflops", attention_flops / t_attention / 1e9);
+  // How it scales over the cores: the same call on one thread, in this run.
+  const int threads = omp_get_max_threads();
+  if (threads > 1) {
+    omp_set_num_threads(1);
+    const double t_attention_1 = seconds_per_call(fwd_bwd, 2, 2.0);
+    omp_set_num_threads(threads);
+    report("attention_fwd_bwd_s_1_thread", t_attention_1);
+    report("attention_speedup_" + std::to_string(threads) + "_threads", t_attention_1 / t_attention);
+  }
 
   // Memory: tensor storage live at the peak of one call beyond what was live before it (the
   // inputs). O(N hd) terms only: output, log-sum-exp, the incoming gradient and dq, dk, dv.

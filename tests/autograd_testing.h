@@ -2,6 +2,7 @@
 // Comparisons the autograd tests share: values against a float64 reference, and bit patterns
 // for determinism.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstdint>
@@ -42,6 +43,16 @@ inline std::vector<uint32_t> bit_pattern(const Tensor& t) {
   std::vector<uint32_t> bits(values.size());
   std::memcpy(bits.data(), values.data(), values.size() * sizeof(float));
   return bits;
+}
+
+// fn() run with `threads` OpenMP threads: what a test of thread-count independence compares.
+template <class Fn>
+auto on_threads(int threads, Fn fn) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  const auto result = fn();
+  omp_set_num_threads(saved);
+  return result;
 }
 
 inline Tensor requiring_grad(Tensor t) {

@@ -19,6 +19,7 @@ namespace {
 
 using testing::all_close;
 using testing::bit_pattern;
+using testing::on_threads;
 using testing::requiring_grad;
 
 constexpr double kTolerance = 1e-5;
@@ -199,21 +200,33 @@ TEST(Attention, RejectsMismatchedInputs) {
   EXPECT_THROW(attention(q, k, k, trained_mask), Error);
 }
 
+// The bits of attention's output and of every gradient, with temperature and mask.
+std::vector<std::vector<uint32_t>> attention_bits(int64_t q_len, int64_t k_len) {
+  Rng rng(9);
+  Qkv in = random_qkv(rng, q_len, k_len, 2, 8);
+  for (Tensor* t : {&in.q, &in.k, &in.v}) t->set_requires_grad(true);
+  AttentionOptions options;
+  options.temperature = requiring_grad(Tensor::from_vector({2}, {0.7f, 1.3f}));
+  options.key_mask = partial_mask(k_len);
+  const Tensor out = attention(in.q, in.k, in.v, options);
+  sum_all(mul(out, rng.normal_tensor(out.shape()))).backward();
+  return {bit_pattern(out), bit_pattern(in.q.grad()), bit_pattern(in.k.grad()), bit_pattern(in.v.grad()),
+          bit_pattern(options.temperature.grad())};
+}
+
 TEST(Determinism, AttentionBackwardIsRepeatable) {
-  auto run = [] {
-    Rng rng(9);
-    Qkv in = random_qkv(rng, 300, 520, 2, 8);
-    for (Tensor* t : {&in.q, &in.k, &in.v}) t->set_requires_grad(true);
-    AttentionOptions options;
-    options.temperature = requiring_grad(Tensor::from_vector({2}, {0.7f, 1.3f}));
-    options.key_mask = partial_mask(520);
-    const Tensor out = attention(in.q, in.k, in.v, options);
-    sum_all(mul(out, rng.normal_tensor(out.shape()))).backward();
-    return std::vector<std::vector<uint32_t>>{bit_pattern(out), bit_pattern(in.q.grad()),
-                                              bit_pattern(in.k.grad()), bit_pattern(in.v.grad()),
-                                              bit_pattern(options.temperature.grad())};
-  };
-  EXPECT_EQ(run(), run());
+  EXPECT_EQ(attention_bits(300, 520), attention_bits(300, 520));
+}
+
+// Backward splits keys into groups whose dq shares are added in group order, a wave of
+// (batch, head) pairs at a time: 520 keys make 5 groups, 200 keys 2 (two pairs per wave on 3
+// threads). Neither the split nor the wave may show in the bits.
+TEST(Determinism, AttentionIgnoresThreadCount) {
+  for (const int64_t k_len : {520, 200}) {
+    const auto one = on_threads(1, [&] { return attention_bits(300, k_len); });
+    EXPECT_EQ(one, on_threads(2, [&] { return attention_bits(300, k_len); })) << k_len << " keys";
+    EXPECT_EQ(one, on_threads(3, [&] { return attention_bits(300, k_len); })) << k_len << " keys";
+  }
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 // Tape semantics (what is recorded, how gradients accumulate) and the determinism promised by
 // autograd/parallel.h.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <functional>
+#include <set>
 
 #include "autograd/check.h"
 #include "autograd/ops.h"
@@ -17,6 +17,7 @@ namespace {
 
 using testing::all_close;
 using testing::bit_pattern;
+using testing::on_threads;
 using testing::requiring_grad;
 
 class TapeSemantics : public ::testing::Test {
@@ -120,15 +121,6 @@ std::vector<std::vector<uint32_t>> bits_of(const std::vector<Tensor>& results) {
   return bits;
 }
 
-template <class Fn>
-auto on_threads(int threads, Fn fn) {
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(threads);
-  const auto result = fn();
-  omp_set_num_threads(saved);
-  return result;
-}
-
 void expect_repeatable(const Results& compute) { EXPECT_EQ(bits_of(compute()), bits_of(compute())); }
 
 void expect_thread_count_independent(const Results& compute) {
@@ -206,6 +198,22 @@ TEST(Determinism, DeterministicRowSumIgnoresThreadCount) {
     return dst;
   };
   EXPECT_EQ(on_threads(1, row_sums), on_threads(2, row_sums));
+}
+
+// Partials are one width-wide vector per chunk; at 32,760 tokens x 8,960 features, 64-row
+// chunks would take 37 MB of them, and more with every row.
+TEST(Determinism, DeterministicRowSumKeepsAFixedNumberOfPartials) {
+  for (const int64_t rows : {int64_t{32760}, int64_t{1} << 20}) {
+    std::set<const double*> partials;
+    std::vector<float> dst(1, 0.0f);
+    deterministic_row_sum(rows, 1, dst.data(), [&](int64_t, double* partial) {
+#pragma omp critical
+      partials.insert(partial);
+      partial[0] += 1.0;
+    });
+    EXPECT_EQ(dst[0], static_cast<float>(rows));
+    EXPECT_EQ(partials.size(), static_cast<size_t>(kRowSumChunks)) << rows << " rows";
+  }
 }
 
 TEST(Determinism, LinearBiasGradIgnoresThreadCount) { expect_thread_count_independent(linear_bias_grad); }
