@@ -10,6 +10,7 @@ void register_backend(CudaBackend& backend) {
   register_norm(backend);
   register_rope(backend);
   register_optim(backend);
+  register_linear(backend);
 }
 
 }  // namespace vdit::cuda

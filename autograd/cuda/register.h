@@ -11,5 +11,6 @@ void register_reduce(CudaBackend& backend);       // ops_reduce.cu
 void register_norm(CudaBackend& backend);         // ops_norm.cu
 void register_rope(CudaBackend& backend);         // ops_rope.cu
 void register_optim(CudaBackend& backend);        // ops_optim.cu
+void register_linear(CudaBackend& backend);       // ops_linear.cpp (cuBLASLt)
 
 }  // namespace vdit::cuda
