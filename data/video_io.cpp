@@ -230,6 +230,8 @@ void write_mp4(const std::string& path, const Tensor& frames, int fps) {
 
 }  // namespace
 
+bool video_io_available() { return true; }
+
 Tensor decode_video(const std::string& path, int64_t frames, int64_t height, int64_t width, int64_t stride) {
   VDIT_CHECK(frames >= 1 && height >= 1 && width >= 1 && stride >= 1,
              path << ": decoding needs frames, height, width and stride of at least 1, got " << frames << ", "

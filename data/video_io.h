@@ -10,6 +10,10 @@
 
 namespace vdit {
 
+// False in a build configured with -DVDITKIT_VIDEO=OFF, where every function below fails with
+// an error naming that option.
+bool video_io_available();
+
 // Decodes `frames` frames of the first video stream of any file FFmpeg reads, from the start,
 // keeping every `stride`-th frame. Each frame is resized so that its shorter side (relative to
 // the target's aspect) covers height x width, then centre-cropped to it. Errors (missing,

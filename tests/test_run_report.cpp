@@ -8,6 +8,7 @@
 #include "data/clip_generator.h"
 #include "data/model_io.h"
 #include "data/text_embedding_table.h"
+#include "data/video_io.h"
 #include "tests/fixtures.h"
 #include "train/run_report.h"
 #include "train/trainer.h"
@@ -30,6 +31,7 @@ TEST(RunReport, LossCurveHasOnePointPerStep) {
 }
 
 TEST(RunReport, PixelRunCheckpointShowsLossAndSamples) {
+  if (!video_io_available()) GTEST_SKIP() << "built with -DVDITKIT_VIDEO=OFF: no MP4 or PNG samples";
   ScratchDir dir;
   const VDiTConfig config = testing::small_config({.dim = 24, .ffn_dim = 32, .num_heads = 2, .num_layers = 2,
                                                    .in_dim = 3, .text_dim = 8, .text_len = 6});

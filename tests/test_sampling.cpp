@@ -5,6 +5,7 @@
 
 #include "autograd/random.h"
 #include "data/hdf5_file.h"
+#include "data/video_io.h"
 #include "autograd/tape.h"
 #include "layers/init.h"
 #include "tests/autograd_testing.h"
@@ -60,6 +61,7 @@ TEST(Sampling, UnconditionalAndUnguidedUseOneCallPerStep) {
 }
 
 TEST(SampleCommand, WritesAnMp4ForPixelModelsAndLatentsOtherwise) {
+  if (!video_io_available()) GTEST_SKIP() << "built with -DVDITKIT_VIDEO=OFF: no MP4 or PNG samples";
   testing::ScratchDir dir;
   ASSERT_EQ(testing::run_vditkit("create --preset pixel-tiny --layers 1 --out " + dir / "pixel.h5").exit_code, 0);
   const testing::CommandResult video = testing::run_vditkit(

@@ -43,6 +43,7 @@ std::string loss_curve_html(const std::string& log_path) {
 std::string validation_samples_html(const VDiT& model, const LatentDataset& data, int64_t count, double shift,
                                     const std::string& dir) {
   if (model.config().in_dim != 3 || count <= 0) return "";
+  if (!video_io_available()) return "<h2>Samples</h2>\n<p>None: this build has no video I/O (-DVDITKIT_VIDEO=OFF).</p>\n";
   std::string html = "<h2>Samples</h2>\n<p>20 Euler steps, guidance 3, with the captions of the first probe samples "
                      "(frames left to right; the MP4 beside each).</p>\n";
   for (int64_t i = 0; i < std::min(count, data.size()); ++i) {
