@@ -11,7 +11,7 @@ AttentionOptions AttentionLayer::options() const {
   if (!log_temperature.defined()) return options;
   const Tensor tau = exp(log_temperature);
   // One temperature for the whole block is broadcast to every head.
-  options.temperature = tau.numel() == num_heads ? tau : add(Tensor::zeros({num_heads}), tau);
+  options.temperature = tau.numel() == num_heads ? tau : add(Tensor::zeros({num_heads}, DType::F32, tau.device()), tau);
   return options;
 }
 

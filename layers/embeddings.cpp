@@ -49,7 +49,8 @@ Tensor timestep_sinusoid(const std::vector<double>& timesteps, int64_t freq_dim)
 
 TimeEmbedding::Output TimeEmbedding::operator()(const std::vector<double>& timesteps) const {
   Output out;
-  out.e = embed2(silu(embed0(timestep_sinusoid(timesteps, freq_dim))));
+  // Computed on the host in float64, then moved to the weights' device ([B, freq_dim]: small).
+  out.e = embed2(silu(embed0(timestep_sinusoid(timesteps, freq_dim).to(embed0.weight.device()))));
   const Tensor e0 = projection(silu(out.e));
   out.e0 = reshape(e0, {e0.size(0), 6, -1});
   return out;
@@ -60,7 +61,7 @@ Tensor TextEmbedding::operator()(const Tensor& context) const {
   VDIT_CHECK(rows <= text_len, "context has " << rows << " rows, more than text_len " << text_len);
   Tensor padded = context;
   if (rows < text_len)
-    padded = concat({context, Tensor::zeros({context.size(0), text_len - rows, context.size(2)})}, 1);
+    padded = concat({context, Tensor::zeros({context.size(0), text_len - rows, context.size(2)}, context.dtype(), context.device())}, 1);
   return embed2(gelu_tanh(embed0(padded)));
 }
 

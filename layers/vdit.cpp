@@ -86,6 +86,28 @@ void VDiT::build_layers() {
            {parameter(p, "head.head.weight"), parameter(p, "head.head.bias")}};
 }
 
+void VDiT::to(Device device) {
+  for (auto& [key, value] : params_) {
+    const bool trainable = value.requires_grad();
+    Tensor moved = (device.is_cuda() && !trainable ? value.to_bf16() : value).to(device);
+    if (trainable && !moved.requires_grad()) moved.set_requires_grad(true);
+    value = moved;
+  }
+  build_layers();
+}
+
+RopeTables VDiT::rope_tables(const std::array<int64_t, 3>& grid) const {
+  std::lock_guard<std::mutex> lock(rope_cache_->mutex);
+  RopeCache& cache = *rope_cache_;
+  if (!cache.tables.cos.defined() || cache.grid != grid || cache.device != device()) {
+    const RopeTables host = make_rope_tables(grid, config_.head_dim());
+    cache.grid = grid;
+    cache.device = device();
+    cache.tables = {host.cos.to(device()), host.sin.to(device())};
+  }
+  return cache.tables;
+}
+
 VDiT::Embedded VDiT::embed(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context) const {
   const VDiTConfig& c = config_;
   VDIT_CHECK(latents.ndim() == 5 && latents.size(1) == c.in_dim,
@@ -100,7 +122,7 @@ VDiT::Embedded VDiT::embed(const Tensor& latents, const std::vector<double>& tim
   Embedded out;
   out.tokens = patch_embedding_(latents);
   out.grid = {latents.size(2) / c.patch_size[0], latents.size(3) / c.patch_size[1], latents.size(4) / c.patch_size[2]};
-  out.rope = make_rope_tables(out.grid, c.head_dim());
+  out.rope = rope_tables(out.grid);
   const TimeEmbedding::Output time = time_embedding_(timesteps);
   out.e = time.e;
   out.e0 = time.e0;

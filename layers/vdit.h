@@ -1,5 +1,7 @@
 #pragma once
 // The Wan2.1 text-to-video transformer assembled from its parameters (WAN21.md).
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -45,6 +47,12 @@ class VDiT {
   // The same for many parameters at once (one rebuild).
   void set_parameters(const ParameterMap& values);
   const std::vector<WanBlock>& blocks() const { return blocks_; }
+  // Moves every parameter to `device` and rebuilds the layers. On a CUDA device frozen
+  // parameters are stored as bf16 and trainable ones stay float32 and keep requiring a gradient
+  // (the README's precision table). The map's tensors are replaced: take parameter handles (an
+  // optimizer's) after this call. Inputs must then be on the same device.
+  void to(Device device);
+  Device device() const { return patch_embedding_.weight.device(); }
   // Frozen blocks after the first trainable one keep only their input for the backward pass
   // and run forward again during it (autograd/checkpoint.h): less memory, one more forward.
   void set_recompute_frozen_blocks(bool recompute) { recompute_frozen_ = recompute; }
@@ -61,6 +69,15 @@ class VDiT {
   Head head_;
   std::vector<bool> block_trainable_;  // a parameter of block i requires a gradient
   bool recompute_frozen_ = false;
+  // The RoPE tables of the last grid, on the model's device: computed on the host once per grid.
+  struct RopeCache {
+    std::mutex mutex;
+    std::array<int64_t, 3> grid{};
+    Device device;
+    RopeTables tables;
+  };
+  std::shared_ptr<RopeCache> rope_cache_ = std::make_shared<RopeCache>();
+  RopeTables rope_tables(const std::array<int64_t, 3>& grid) const;
 };
 
 }  // namespace vdit

@@ -39,9 +39,10 @@ Tensor FeedForward::operator()(const Tensor& x) const {
   if (needs_grad({&x, &up.weight, &up.bias, &down.weight, &down.bias})) return down(gelu_tanh(up(x)));
   // Nothing to keep for a backward pass: the hidden activation, the largest tensor of a block
   // ([tokens, ffn_dim], 147 MB at 4096 tokens of the 1.3B model), is formed a chunk of rows at a time.
+  // A GPU has the memory and wants the large GEMMs: there it is formed whole.
   constexpr int64_t kRows = 1024;
   const int64_t width = x.size(-1), rows = x.numel() / width, out_width = down.weight.size(0);
-  if (rows <= kRows) return down(gelu_tanh(up(x)));
+  if (rows <= kRows || x.is_cuda()) return down(gelu_tanh(up(x)));
   const Tensor flat = reshape(x, {rows, width});
   Shape out_shape = x.shape();
   out_shape.back() = out_width;
