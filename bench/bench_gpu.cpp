@@ -1,0 +1,198 @@
+// GPU figures (issue 13) at the Wan2.1-1.3B shapes, 4,096 and 32,760 tokens: one block forward +
+// backward with all its parameters trainable, the 30-block forward without gradients, attention
+// forward + backward alone, the largest GEMM of a block; each beside PyTorch's (bench/torch_gpu.py,
+// bf16 and scaled_dot_product_attention) from the same run, as the ratio PyTorch time / ours.
+// PyTorch runs first, in a child process, before this process's allocator holds any memory.
+#include <cstdio>
+#include <cstdlib>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "autograd/cuda_backend.h"
+#include "autograd/ops.h"
+#include "autograd/random.h"
+#include "bench/harness.h"
+#include "layers/init.h"
+#include "layers/vdit.h"
+#if VDITKIT_CUDA
+#include "autograd/cuda/cublaslt.h"
+#endif
+
+namespace vdit::bench {
+
+namespace {
+
+const Device kGpu = Device::cuda(0);
+
+struct Shapes {
+  std::array<int64_t, 3> grid;  // tokens per (frame, height, width)
+  int64_t tokens() const { return grid[0] * grid[1] * grid[2]; }
+};
+// 4,096 tokens, and 480x832 at 81 frames: 21 x 30 x 52 = 32,760 latent tokens after the 1x2x2 patch.
+const std::vector<Shapes> kShapes = {{{4, 32, 32}}, {{21, 30, 52}}};
+
+struct Figures {
+  double block_ms = 0, forward_ms = 0, attention_ms = 0, gemm_ms = 0;
+};
+
+double attention_tflop(int64_t tokens, const VDiTConfig& c) {  // forward 4 B H N^2 hd, backward 2.5x
+  return 3.5 * 4.0 * c.num_heads * static_cast<double>(tokens) * tokens * c.head_dim() / 1e12;
+}
+double gemm_tflop(int64_t tokens, const VDiTConfig& c) { return 2.0 * tokens * c.ffn_dim * c.dim / 1e12; }
+
+// Milliseconds per call, the work finished on the device before the clock stops.
+double gpu_ms(const std::function<void()>& fn, int runs) {
+  return 1e3 * seconds_per_call([&] {
+    fn();
+    cuda_backend().synchronize(0);
+  }, runs, 0.5);
+}
+
+Tensor on_gpu(const Tensor& t, DType dtype) { return (dtype == DType::BF16 ? t.to_bf16() : t).to(kGpu); }
+
+double block_forward_backward_ms(const VDiTConfig& config, const Shapes& s, Rng& rng) {
+  ParameterMap params;
+  for (const ParamSpec& spec : wan_block_parameter_specs(config, 0)) {
+    params[spec.name] = init_wan_parameter(spec.name, spec.shape, rng).to(kGpu);
+    params[spec.name].set_requires_grad(true);
+  }
+  const WanBlock block = build_wan_block(config, params, 0);
+  const int64_t d = config.dim;
+  const Tensor x = on_gpu(rng.normal_tensor({1, s.tokens(), d}), DType::BF16);
+  const Tensor e0 = on_gpu(rng.normal_tensor({1, 6, d}, 0.1f), DType::F32);
+  const Tensor context = on_gpu(rng.normal_tensor({1, config.text_len, d}), DType::BF16);
+  const Tensor upstream = on_gpu(rng.normal_tensor({1, s.tokens(), d}), DType::BF16);
+  const RopeTables host = make_rope_tables(s.grid, config.head_dim());
+  const RopeTables rope{host.cos.to(kGpu), host.sin.to(kGpu)};
+  return gpu_ms([&] {
+    for (auto& [key, p] : params) p.zero_grad();
+    sum_all(mul(block(x, e0, context, rope), upstream)).backward();
+  }, 5);
+}
+
+double full_forward_ms(const VDiT& model, const VDiTConfig& config, const Shapes& s, Rng& rng) {
+  const Tensor latents = on_gpu(rng.normal_tensor({1, config.in_dim, s.grid[0] * config.patch_size[0],
+                                                   s.grid[1] * config.patch_size[1], s.grid[2] * config.patch_size[2]}),
+                                DType::F32);
+  const Tensor context = on_gpu(rng.normal_tensor({1, config.text_len, config.text_dim}), DType::F32);
+  NoGradScope no_grad;
+  return gpu_ms([&] { model.forward(latents, {500.0}, context); }, 3);
+}
+
+// Through the autograd op, as the model calls it; the output's gradient is seeded directly.
+double attention_ms(const VDiTConfig& config, const Shapes& s, Rng& rng) {
+  const Shape shape = {1, s.tokens(), config.num_heads, config.head_dim()};
+  Tensor q = on_gpu(rng.normal_tensor(shape), DType::BF16), k = on_gpu(rng.normal_tensor(shape), DType::BF16),
+         v = on_gpu(rng.normal_tensor(shape), DType::BF16);
+  for (Tensor* t : {&q, &k, &v}) t->set_requires_grad(true);
+  const Tensor dout = on_gpu(rng.normal_tensor(shape), DType::F32);
+  return gpu_ms([&] {
+    for (Tensor* t : {&q, &k, &v}) t->zero_grad();
+    Tensor out = attention(q, k, v);
+    cuda_backend().copy(out.grad_ref()->buffer(), kGpu, dout.storage(), kGpu, static_cast<size_t>(dout.storage_bytes()));
+    Tape::run_backward();
+  }, 5);
+}
+
+double gemm_ms(const VDiTConfig& config, const Shapes& s) {
+#if VDITKIT_CUDA
+  return cuda::time_bf16_gemm(s.tokens(), config.ffn_dim, config.dim, 10, 0);
+#else
+  return 0.0;
+#endif
+}
+
+// PyTorch's figures per token count, or empty with the reason printed.
+std::vector<Figures> torch_figures() {
+  const char* env = std::getenv("VDITKIT_TORCH_PYTHON");
+  const std::string python = env && *env ? env : "python3";
+  // Our prefix's older libraries (LD_LIBRARY_PATH, scripts/build-prefix.sh) would shadow PyTorch's.
+  const std::string prefix = "env -u LD_LIBRARY_PATH " + python;
+  if (std::system((prefix + " -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' "
+                            ">/dev/null 2>&1").c_str()) != 0) {
+    report("torch", "skipped: '" + python + "' has no PyTorch with CUDA (set VDITKIT_TORCH_PYTHON)");
+    return {};
+  }
+  std::string grids;
+  for (const Shapes& s : kShapes)
+    for (int64_t g : s.grid) grids += " " + std::to_string(g);
+  const std::string command = prefix + " " + VDITKIT_SOURCE_DIR + "/bench/torch_gpu.py --grids" + grids;
+  FILE* pipe = popen(command.c_str(), "r");
+  std::vector<Figures> out;
+  if (!pipe) return out;
+  char line[4096];
+  while (std::fgets(line, sizeof line, pipe)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.contains("gemm_ms")) continue;
+    out.push_back({j["block_fwd_bwd_ms"], j["forward_ms"], j["attention_ms"], j["gemm_ms"]});
+  }
+  if (pclose(pipe) != 0 || out.size() != kShapes.size()) {
+    report("torch", "failed: " + command);
+    return {};
+  }
+  return out;
+}
+
+void print_table(const VDiTConfig& config, const std::vector<Figures>& ours, const std::vector<Figures>& torch) {
+  std::ostringstream t;
+  t << std::fixed << std::setprecision(1);
+  t << "\n" << std::left << std::setw(34) << "Wan2.1-1.3B shapes" << std::right << std::setw(8) << "tokens"
+    << std::setw(12) << "ours" << std::setw(12) << "PyTorch" << std::setw(14) << "PyTorch/ours" << "\n";
+  for (size_t i = 0; i < kShapes.size(); ++i) {
+    const int64_t n = kShapes[i].tokens();
+    const Figures& o = ours[i];
+    const Figures* p = torch.empty() ? nullptr : &torch[i];
+    auto row = [&](const std::string& name, double mine, double theirs, double tflop) {
+      // Times in ms; with a FLOP count, throughput in TFLOP/s.
+      const double a = tflop > 0 ? tflop / (mine / 1e3) : mine, b = tflop > 0 ? tflop / (theirs / 1e3) : theirs;
+      t << std::left << std::setw(34) << name << std::right << std::setw(8) << n << std::setw(12) << a;
+      if (p) t << std::setw(12) << b << std::setw(13) << std::setprecision(2) << theirs / mine << "x" << std::setprecision(1);
+      t << "\n";
+    };
+    row("block forward+backward (ms)", o.block_ms, p ? p->block_ms : 0, 0);
+    row("30-block forward (ms)", o.forward_ms, p ? p->forward_ms : 0, 0);
+    row("attention fwd+bwd (TFLOP/s)", o.attention_ms, p ? p->attention_ms : 0, attention_tflop(n, config));
+    row("largest bf16 GEMM (TFLOP/s)", o.gemm_ms, p ? p->gemm_ms : 0, gemm_tflop(n, config));
+  }
+  std::cout << t.str() << std::flush;
+}
+
+void run_gpu() {
+  if (!cuda_available()) {
+    report("gpu", "skipped: no CUDA device visible (or vditkit built without -DVDITKIT_CUDA=ON)");
+    return;
+  }
+  const std::vector<Figures> torch = torch_figures();
+  const VDiTConfig config = VDiTConfig::wan_1_3b();
+  Rng rng(0);
+  std::vector<Figures> ours(kShapes.size());
+  for (size_t i = 0; i < kShapes.size(); ++i) {
+    const std::string n = std::to_string(kShapes[i].tokens());
+    ours[i].block_ms = block_forward_backward_ms(config, kShapes[i], rng);
+    report("gpu_block_fwd_bwd_ms_" + n, ours[i].block_ms);
+    ours[i].attention_ms = attention_ms(config, kShapes[i], rng);
+    report("gpu_attention_fwd_bwd_ms_" + n, ours[i].attention_ms);
+    ours[i].gemm_ms = gemm_ms(config, kShapes[i]);
+    report("gpu_gemm_ms_" + n, ours[i].gemm_ms);
+  }
+  {
+    VDiT model(config, init_wan_parameters(config, 1));  // every parameter frozen: bf16 on the GPU
+    model.to(kGpu);
+    for (size_t i = 0; i < kShapes.size(); ++i) {
+      ours[i].forward_ms = full_forward_ms(model, config, kShapes[i], rng);
+      report("gpu_forward_ms_" + std::to_string(kShapes[i].tokens()), ours[i].forward_ms);
+    }
+  }
+  report("gpu_peak_gib", cuda_backend().memory_stats(0).peak / double(1 << 30));
+  print_table(config, ours, torch);
+}
+
+Register gpu_section("gpu", "Wan2.1-1.3B block, forward, attention and GEMM on the GPU against PyTorch", run_gpu);
+
+}  // namespace
+
+}  // namespace vdit::bench
