@@ -96,7 +96,8 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   VDIT_CHECK(shared_b || Shape(b_in.shape().begin(), b_in.shape().end() - 2) == batch_shape,
              "matmul batch axes differ: " << to_string(a_in.shape()) << " x " << to_string(b_in.shape()));
   const int64_t batches = numel(batch_shape);
-  const int64_t b_step = shared_b ? 0 : k * n;
+  // A shared B makes the batch one GEMM over all batches' rows of A (contiguous): [batches m, k] x [k, n].
+  const int64_t rows = shared_b ? batches * m : m, gemms = shared_b ? 1 : batches;
   Shape out_shape = batch_shape;
   out_shape.push_back(m);
   out_shape.push_back(n);
@@ -104,11 +105,11 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   Tensor out = Tensor::empty(out_shape, out_dtype, a_in.device());
   const Tensor a = a_in.to_bf16(), b = b_in.to_bf16();
   GemmArgs g;
-  g.m = m, g.n = n, g.k = k;
+  g.m = rows, g.n = n, g.k = k;
   g.a = bf16(a), g.lda = k, g.stride_a = m * k;
-  g.b = bf16(b), g.ldb = n, g.stride_b = b_step;
+  g.b = bf16(b), g.ldb = n, g.stride_b = k * n;
   g.c = out.storage(), g.c_dtype = out_dtype, g.ldc = n, g.stride_c = m * n;
-  g.batch = batches;
+  g.batch = gemms;
   gemm(g, device);
   if (!needs_grad({&a_in, &b_in})) return out;
 
@@ -122,23 +123,23 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     if (ga) {  // dA = dY B^T
       GemmArgs d;
       d.trans_b = true;
-      d.m = m, d.n = k, d.k = n;
+      d.m = rows, d.n = k, d.k = n;
       d.a = bf16(dy16), d.lda = n, d.stride_a = m * n;
-      d.b = bf16(saved_b), d.ldb = n, d.stride_b = b_step;
+      d.b = bf16(saved_b), d.ldb = n, d.stride_b = k * n;
       d.c = ga->buffer_for_write(&fresh), d.c_dtype = DType::F32, d.ldc = k, d.stride_c = m * k;
       d.beta = fresh ? 0.0f : 1.0f;
-      d.batch = batches;
+      d.batch = gemms;
       gemm(d, device);
     }
-    if (gb) {  // dB = A^T dY; a shared B sums over the batch: one GEMM over all batches' rows
+    if (gb) {  // dB = A^T dY; for a shared B the sum over the batch is the inner sum of one GEMM
       GemmArgs d;
       d.trans_a = true;
-      d.m = k, d.n = n, d.k = shared_b ? batches * m : m;
+      d.m = k, d.n = n, d.k = rows;
       d.a = bf16(saved_a), d.lda = k, d.stride_a = m * k;
       d.b = bf16(dy16), d.ldb = n, d.stride_b = m * n;
       d.c = gb->buffer_for_write(&fresh), d.c_dtype = DType::F32, d.ldc = n, d.stride_c = k * n;
       d.beta = fresh ? 0.0f : 1.0f;
-      d.batch = shared_b ? 1 : batches;
+      d.batch = gemms;
       gemm(d, device);
     }
   });
