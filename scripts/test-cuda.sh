@@ -13,7 +13,8 @@ launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
 cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DVDITKIT_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" "${launcher[@]}" >/dev/null
 cmake --build build-cuda -j"$(nproc 2>/dev/null || echo 2)"
-# Every suite defined in tests/cuda/ and the device tests.
-suites=$(grep -ho '^TEST[_FP]*( *[A-Za-z0-9_]*' tests/cuda/*.cpp tests/cuda/*.cu tests/test_device.cpp 2>/dev/null |
-         sed 's/.*( *//' | sort -u | sed 's/$/.*/' | paste -sd:)
+# Every suite defined in tests/cuda/ and the device tests (parameterised ones carry a prefix).
+shopt -s nullglob
+suites=$(cat tests/cuda/*.cpp tests/cuda/*.cu tests/test_device.cpp | grep -o '^TEST[_FP]*( *[A-Za-z0-9_]*' |
+         sed 's/.*( */*/' | sort -u | sed 's/$/.*/' | paste -sd:)
 build-cuda/vditkit-tests --gtest_filter="$suites"
