@@ -47,4 +47,5 @@ if [ "${1:-}" != --configure-only ]; then
 fi
 echo "build-prefix: built in $build; run with"
 echo "  export LD_LIBRARY_PATH=$lib:$lib/hdf5/serial:$lib/openblas-openmp"
+echo "  export VDITKIT_OPENBLAS=$lib/openblas-openmp/libopenblas.so.0"
 echo "and start PyTorch's python3 without it (env -u LD_LIBRARY_PATH; vditkit-bench gpu does)."

@@ -3,8 +3,9 @@
 # CUDA build of vditkit needs on a GPU machine with no package manager or no internet, into
 # .debs/ (git-ignored; it travels with the checkout). scripts/build-prefix.sh unpacks them there.
 #
-# What is fetched: the -dev packages (headers, CMake configs, .so links) and the runtime closure
-# of the libraries, minus what every Linux machine with a compiler has (libc, libstdc++, libgcc,
+# What is fetched (HDF5, Boost, nlohmann-json, GoogleTest, Google Benchmark, OpenBLAS, oneDNN;
+# about 39 MB): the -dev packages (headers, CMake configs, .so links) and the runtime closure of
+# the libraries, minus what every Linux machine with a compiler has (libc, libstdc++, libgcc,
 # libgomp, zlib). FFmpeg is left out (its closure is ~180 MB): the GPU build uses
 # -DVDITKIT_VIDEO=OFF.
 set -euo pipefail
@@ -14,11 +15,11 @@ out=${1:-.debs}
 dev=(
   libhdf5-dev libaec-dev zlib1g-dev
   libboost1.74-dev libboost-program-options1.74-dev libboost-serialization1.74-dev
-  nlohmann-json3-dev libgtest-dev googletest libbenchmark-dev
+  nlohmann-json3-dev libgtest-dev googletest libbenchmark-dev libdnnl-dev
 )
 runtime_roots=(
   libhdf5-103-1 libboost-program-options1.74.0 libboost-serialization1.74.0
-  libbenchmark1debian libopenblas0-openmp
+  libbenchmark1debian libopenblas0-openmp libdnnl2
 )
 # Provided by the GPU machine's own system (and must not shadow it).
 system='^(libc6|libstdc\+\+6|libgcc-s1|libgomp1|gcc-12-base|zlib1g)$'
