@@ -11,6 +11,7 @@ void register_backend(CudaBackend& backend) {
   register_rope(backend);
   register_optim(backend);
   register_linear(backend);
+  register_attention(backend);
 }
 
 }  // namespace vdit::cuda

@@ -12,5 +12,6 @@ void register_norm(CudaBackend& backend);         // ops_norm.cu
 void register_rope(CudaBackend& backend);         // ops_rope.cu
 void register_optim(CudaBackend& backend);        // ops_optim.cu
 void register_linear(CudaBackend& backend);       // ops_linear.cpp (cuBLASLt)
+void register_attention(CudaBackend& backend);    // ops_attention.cpp (attention_kernels.cu)
 
 }  // namespace vdit::cuda

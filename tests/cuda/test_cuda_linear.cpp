@@ -10,96 +10,31 @@
 
 #include <array>
 #include <functional>
-#include <random>
 #include <vector>
 
 #include "autograd/cuda/cublaslt.h"
-#include "autograd/ops.h"
-#include "tests/autograd_testing.h"
 #include "tests/cuda/gpu_testing.h"
+#include "tests/cuda/op_parity.h"
 
 namespace vdit {
 namespace {
 
-using testing::all_close;
-
-constexpr double kExact = 1e-4;     // bf16-exact operands, fp32 accumulation
-constexpr double kBf16Out = 4e-3;   // plus the bf16 rounding of the output
+using testing::bf16_exact;
 
 const Device kGpu = Device::cuda(0);
 
-// Random values that are exact in bf16.
-Tensor random_bf16_values(const Shape& shape, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(numel(shape)));
-  for (float& x : v) x = normal(rng);
-  return Tensor::from_vector(shape, v).to_bf16().to_f32();
-}
+// bf16-exact operands with fp32 accumulation; a bf16 output adds its rounding.
+constexpr double kExact = 1e-4, kBf16Out = 4e-3;
 
-std::vector<double> widened(const Tensor& t) {
-  const std::vector<float> v = t.to_vector();
-  return {v.begin(), v.end()};
-}
-
-// An input as one side sees it: on the CPU always fp32 (the reference); on the GPU in `dtype`.
-Tensor on(Device device, const Tensor& values, DType dtype, bool grad) {
-  Tensor t = values;
-  if (device.is_cuda()) t = (dtype == DType::BF16 ? values.to_bf16() : values).to(device);
-  else t = values.clone();
-  if (grad) t.set_requires_grad(true);
-  return t;
-}
-
-// Runs `op` over the inputs on one device, seeds the output's gradient with `seed` (the
-// backward of sum(out * seed)) and returns the output followed by each input's gradient
-// (undefined for inputs that take none). `accumulate` runs the backward twice, so the second
-// pass adds into existing gradient buffers (beta 1).
-std::vector<Tensor> run(Device device, const std::function<Tensor(const std::vector<Tensor>&)>& op,
-                        const std::vector<Tensor>& values, const std::vector<DType>& dtypes,
-                        const std::vector<bool>& grads, const Tensor& seed, bool accumulate) {
-  std::vector<Tensor> inputs;
-  for (size_t i = 0; i < values.size(); ++i) inputs.push_back(on(device, values[i], dtypes[i], grads[i]));
-  std::vector<Tensor> results;
-  for (int pass = 0; pass < (accumulate ? 2 : 1); ++pass) {
-    Tensor out = op(inputs);
-    float* dy = out.grad_ref()->buffer();
-    const Tensor s = seed.to(device);
-    if (device.is_cuda())
-      cuda_backend().copy(dy, device, s.storage(), device, static_cast<size_t>(s.storage_bytes()));
-    else
-      std::copy(s.data(), s.data() + s.numel(), dy);
-    Tape::run_backward();
-    if (pass == 0) results.push_back(out);
-  }
-  for (const Tensor& t : inputs) results.push_back(t.requires_grad() ? t.grad() : Tensor());
-  return results;
-}
-
-// The GPU result against the CPU one: output (dtype per the precision rule) and gradients.
 void expect_match(const std::function<Tensor(const std::vector<Tensor>&)>& op, const std::vector<Tensor>& values,
-                  const std::vector<DType>& dtypes, const std::vector<bool>& grads, bool accumulate = false) {
-  Shape out_shape;
-  {
-    NoGradScope no_grad;
-    out_shape = op(values).shape();
-  }
-  const Tensor seed = random_bf16_values(out_shape, 99);
-  const std::vector<DType> all_f32(values.size(), DType::F32);
-  const std::vector<Tensor> cpu = run(Device::cpu(), op, values, all_f32, grads, seed, accumulate);
-  const std::vector<Tensor> gpu = run(kGpu, op, values, dtypes, grads, seed, accumulate);
+                  const std::vector<DType>& dtypes, const std::vector<bool>& grads) {
   bool any_bf16 = false;
-  for (DType d : dtypes) any_bf16 |= d == DType::BF16;
-  ASSERT_EQ(gpu[0].device(), kGpu);
-  EXPECT_EQ(gpu[0].dtype(), any_bf16 ? DType::BF16 : DType::F32);
-  EXPECT_TRUE(all_close(gpu[0].to_vector(), widened(cpu[0]), any_bf16 ? kBf16Out : kExact)) << "forward";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!grads[i]) continue;
-    ASSERT_TRUE(gpu[1 + i].defined()) << "input " << i << " got no gradient";
-    EXPECT_EQ(gpu[1 + i].dtype(), DType::F32);
-    EXPECT_TRUE(all_close(gpu[1 + i].to_vector(), widened(cpu[1 + i]), kExact)) << "gradient of input " << i;
-  }
+  for (DType d : dtypes) any_bf16 = any_bf16 || d == DType::BF16;
+  testing::expect_cuda_matches_cpu({values, dtypes, grads, any_bf16 ? kBf16Out : kExact, kExact}, op, "");
 }
+
+// Values exact in bf16, of unit scale.
+Tensor random_bf16_values(const Shape& shape, uint64_t seed) { return bf16_exact(shape, seed, -2.0f, 2.0f); }
 
 Tensor linear_of(const std::vector<Tensor>& in) { return linear(in[0], in[1], in.size() > 2 ? in[2] : Tensor()); }
 Tensor matmul_of(const std::vector<Tensor>& in) { return matmul(in[0], in[1]); }
@@ -133,19 +68,25 @@ TEST(CudaLinear, AccumulatesIntoExistingGradients) {
   VDIT_REQUIRE_GPU();
   const std::vector<Tensor> v = {random_bf16_values({130, 64}, 7), random_bf16_values({7, 64}, 8),
                                  random_bf16_values({7}, 9)};
-  expect_match(linear_of, v, {DType::BF16, DType::F32, DType::F32}, {true, true, true}, /*accumulate=*/true);
+  // The second linear's backward finds the gradient buffers of the first one's: beta 1.
+  auto twice = [](const std::vector<Tensor>& in) { return add(linear_of(in), scale(linear_of(in), 0.5f)); };
+  expect_match(twice, v, {DType::F32, DType::F32, DType::F32}, {true, true, true});
 }
 
 TEST(CudaLinear, BackwardIsBitIdenticalRunToRun) {
   VDIT_REQUIRE_GPU();
-  const std::vector<Tensor> v = {random_bf16_values({513, 130}, 10), random_bf16_values({64, 130}, 11),
-                                 random_bf16_values({64}, 12)};
-  const Tensor seed = random_bf16_values({513, 64}, 13);
-  const std::vector<DType> dtypes = {DType::BF16, DType::F32, DType::F32};
-  const std::vector<bool> grads = {true, true, true};
-  const std::vector<Tensor> a = run(kGpu, linear_of, v, dtypes, grads, seed, false);
-  const std::vector<Tensor> b = run(kGpu, linear_of, v, dtypes, grads, seed, false);
-  for (size_t i = 1; i < a.size(); ++i) EXPECT_EQ(testing::bit_pattern(a[i]), testing::bit_pattern(b[i])) << i;
+  const Tensor x = random_bf16_values({513, 130}, 10).to(kGpu).to_bf16();
+  const Tensor w = random_bf16_values({64, 130}, 11).to(kGpu), b = random_bf16_values({64}, 12).to(kGpu);
+  const Tensor seed = random_bf16_values({513, 64}, 13).to(kGpu);
+  auto gradients = [&] {
+    std::vector<Tensor> in = {x.clone(), w.clone(), b.clone()};
+    for (Tensor& t : in) t.set_requires_grad(true);
+    sum_all(mul(linear_of(in), seed)).backward();
+    return std::vector<Tensor>{in[0].grad(), in[1].grad(), in[2].grad()};
+  };
+  const std::vector<Tensor> first = gradients(), second = gradients();
+  for (size_t i = 0; i < first.size(); ++i)
+    EXPECT_EQ(testing::bit_pattern(first[i]), testing::bit_pattern(second[i])) << i;
 }
 
 TEST(CudaMatmul, BatchedSharedAndTwoDimensional) {
@@ -159,7 +100,7 @@ TEST(CudaMatmul, BatchedSharedAndTwoDimensional) {
     SCOPED_TRACE(to_string(sa) + " x " + to_string(sb));
     const std::vector<Tensor> v = {random_bf16_values(sa, 14), random_bf16_values(sb, 15)};
     expect_match(matmul_of, v, {DType::F32, DType::F32}, {true, true});
-    expect_match(matmul_of, v, {DType::BF16, DType::F32}, {true, true}, /*accumulate=*/true);
+    expect_match(matmul_of, v, {DType::BF16, DType::F32}, {true, true});
     expect_match(matmul_of, v, {DType::BF16, DType::BF16}, {false, true});
   }
 }
