@@ -2,12 +2,9 @@
 // backward with all its parameters trainable, the 30-block forward without gradients, attention
 // forward + backward alone, the largest GEMM of a block; each beside PyTorch's (bench/torch_gpu.py,
 // bf16 and scaled_dot_product_attention) from the same run, as the ratio PyTorch time / ours.
-// PyTorch runs first, in a child process, before this process's allocator holds any memory.
-#include <cstdio>
-#include <cstdlib>
+// PyTorch runs first, in a child process, before this process's allocator holds any GPU memory.
 #include <iomanip>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -106,34 +103,19 @@ double gemm_ms(const VDiTConfig& config, const Shapes& s) {
 #endif
 }
 
-// PyTorch's figures per token count, or empty with the reason printed.
+// PyTorch's figures per token count (bench/torch_gpu.py under VDITKIT_TORCH_PYTHON, e.g.
+// /opt/torch/.venv/bin/python3), or empty with the reason printed.
 std::vector<Figures> torch_figures() {
-  const char* env = std::getenv("VDITKIT_TORCH_PYTHON");
-  const std::string python = env && *env ? env : "python3";
-  // Our prefix's older libraries (LD_LIBRARY_PATH, scripts/build-prefix.sh) would shadow PyTorch's.
-  const std::string prefix = "env -u LD_LIBRARY_PATH " + python;
-  if (std::system((prefix + " -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' "
-                            ">/dev/null 2>&1").c_str()) != 0) {
-    report("torch", "skipped: '" + python + "' has no PyTorch with CUDA (set VDITKIT_TORCH_PYTHON)");
-    return {};
-  }
   std::string grids;
   for (const Shapes& s : kShapes)
     for (int64_t g : s.grid) grids += " " + std::to_string(g);
-  const std::string command = prefix + " " + VDITKIT_SOURCE_DIR + "/bench/torch_gpu.py --grids" + grids;
-  FILE* pipe = popen(command.c_str(), "r");
-  std::vector<Figures> out;
-  if (!pipe) return out;
-  char line[4096];
-  while (std::fgets(line, sizeof line, pipe)) {
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.contains("gemm_ms")) continue;
-    out.push_back({j["block_fwd_bwd_ms"], j["forward_ms"], j["attention_ms"], j["gemm_ms"]});
-  }
-  if (pclose(pipe) != 0 || out.size() != kShapes.size()) {
-    report("torch", "failed: " + command);
+  const std::vector<double> v = python_figures("torch_gpu.py", "--grids" + grids, 1);
+  if (v.size() != 4 * kShapes.size()) {
+    report("torch", "skipped: no PyTorch with CUDA (set VDITKIT_TORCH_PYTHON to its python3)");
     return {};
   }
+  std::vector<Figures> out;
+  for (size_t i = 0; i < kShapes.size(); ++i) out.push_back({v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]});
   return out;
 }
 

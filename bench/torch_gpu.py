@@ -2,16 +2,17 @@
 
 The Wan block of tests/reference/wan_reference.py written for speed the way PyTorch users run it:
 bf16 weights and activations, F.scaled_dot_product_attention, random weights of the 1.3B shapes.
-For each token count prints one JSON object per line on stdout, times in milliseconds:
-  block_fwd_bwd_ms   one block forward + backward, all its parameters trainable (fp32 master
-                     weights, bf16 compute through autocast), backward of sum(out * upstream)
-  forward_ms         the 30-block forward, no gradients (bf16 weights)
-  attention_ms       scaled_dot_product_attention forward + backward, [1, 12, N, 128]
-  gemm_ms            the largest GEMM of a block, [N, 1536] x [1536, 8960], bf16
+For each token grid prints one line of four numbers on stdout, milliseconds (the median of runs):
+  one block forward + backward, all its parameters trainable (fp32 master weights, bf16 compute
+      through autocast), backward of sum(out * upstream);
+  the 30-block forward, no gradients (bf16 weights);
+  scaled_dot_product_attention forward + backward, [1, 12, N, 128];
+  the largest GEMM of a block, [N, 1536] x [1536, 8960], bf16.
+Exits non-zero where PyTorch has no CUDA device.
 """
 import argparse
-import json
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -103,7 +104,7 @@ def figures(grid, runs):
     e0 = torch.randn(1, 6, DIM, device="cuda") * 0.1
     ctx = torch.randn(1, TEXT_LEN, DIM, device="cuda", dtype=torch.bfloat16)
     upstream = torch.randn(1, tokens, DIM, device="cuda", dtype=torch.bfloat16)
-    out = {"tokens": tokens}
+    out = {}
 
     trainable = block_params(torch.float32, True)
 
@@ -140,7 +141,6 @@ def figures(grid, runs):
     a = torch.randn(tokens, DIM, device="cuda", dtype=torch.bfloat16)
     b = torch.randn(DIM, FFN, device="cuda", dtype=torch.bfloat16)
     out["gemm_ms"] = milliseconds(lambda: a @ b, runs)
-    out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     return out
 
 
@@ -149,11 +149,16 @@ def main():
     ap.add_argument("--grids", type=int, nargs="+", default=[4, 32, 32, 21, 30, 52],
                     help="token grids (frames, height, width), three numbers each")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("torch_gpu.py: PyTorch sees no CUDA device")
+    torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     torch.backends.cuda.matmul.allow_tf32 = False
     for i in range(0, len(a.grids), 3):
-        print(json.dumps(figures(tuple(a.grids[i:i + 3]), a.runs)), flush=True)
+        f = figures(tuple(a.grids[i:i + 3]), a.runs)
+        print(f["block_fwd_bwd_ms"], f["forward_ms"], f["attention_ms"], f["gemm_ms"], flush=True)
 
 
 if __name__ == "__main__":
