@@ -12,6 +12,8 @@
 // absolute errors follow the largest.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <functional>
 #include <string>
 
@@ -38,6 +40,15 @@ struct WanCase {
 std::ostream& operator<<(std::ostream& os, const WanCase& c) { return os << c.name; }
 
 Tensor bf16_values(const Tensor& t) { return t.to_bf16().to_f32(); }
+
+// A small tensor's values for a failure message (a per-head gradient, say); nothing for a large one.
+std::string small_values(const char* label, const Tensor& t) {
+  if (t.numel() > 16) return "";
+  std::ostringstream os;
+  os << "\n  " << label << ":";
+  for (float v : t.to_vector()) os << ' ' << v;
+  return os.str();
+}
 
 class CudaWan : public ::testing::TestWithParam<WanCase> {
  protected:
@@ -92,7 +103,9 @@ class CudaWan : public ::testing::TestWithParam<WanCase> {
     ASSERT_EQ(gpu_grads.size(), cpu_grads.size());
     for (const auto& [key, expected] : cpu_grads) {
       const double scale = std::max(testing::max_abs(expected), 1e-2 * largest);
-      EXPECT_LE(testing::max_abs_difference(gpu_grads.at(key), expected) / scale, kTolerance) << key;
+      EXPECT_LE(testing::max_abs_difference(gpu_grads.at(key), expected) / scale, kTolerance)
+          << key << " (scale " << scale << ")" << small_values("gpu", gpu_grads.at(key))
+          << small_values("cpu", expected);
     }
   }
 
