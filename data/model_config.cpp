@@ -76,6 +76,8 @@ nlohmann::json read_config_json(const std::string& path) {
     raw = nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
     VDIT_FAIL(path << ": malformed JSON at byte " << e.byte << ": " << e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond double, e.g. 1e400
+    VDIT_FAIL(path << ": malformed JSON: " << e.what());
   }
   return normalize_config_json(raw, path);
 }

@@ -66,6 +66,8 @@ OrderedJson parse_json(const char* begin, const char* end, const std::string& pa
   } catch (const nlohmann::json::parse_error& e) {
     VDIT_FAIL(path << ": " << what << " is not valid JSON at byte offset " << base + e.byte - 1
                    << " of the file: " << e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond double, e.g. 1e400
+    VDIT_FAIL(path << ": " << what << " is not valid JSON: " << e.what());
   }
 }
 

@@ -3,6 +3,10 @@
 // wrong, without allocating what the corrupt input claims.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "data/model_config.h"
+#include "data/safetensors.h"
 #include "tests/fixtures.h"
 #include "train/run_state.h"
 
@@ -37,6 +41,29 @@ TEST(FuzzFindings, RunStateWithACorruptArchiveHeaderIsRefusedBeforeAllocating) {
     EXPECT_NE(message.find("run state " + path + " is corrupt: it does not start with '22 serialization::archive '"),
               std::string::npos) << message;
   }
+}
+
+// A number beyond double (1e400) in config.json: nlohmann throws out_of_range, not parse_error,
+// and the raw library exception escaped the reader without naming the file.
+TEST(FuzzFindings, ConfigWithANumberBeyondDoubleNamesTheFile) {
+  const std::string path = finding("fuzz_config/number-overflow.json");
+  const std::string message = testing::error_of([&] { read_config_json(path); });
+  EXPECT_NE(message.find(path + ": malformed JSON"), std::string::npos) << message;
+  EXPECT_NE(message.find("number overflow parsing '1e400'"), std::string::npos) << message;
+}
+
+// The same number in a safetensors header (the parser the config reader shares the fault with).
+TEST(FuzzFindings, SafetensorsHeaderWithANumberBeyondDoubleNamesTheFile) {
+  testing::ScratchDir dir;
+  const std::string header = R"({"a":{"dtype":"F32","shape":[1e400],"data_offsets":[0,4]}})";
+  const uint64_t length = header.size();
+  std::ofstream(dir / "big.safetensors", std::ios::binary)
+      .write(reinterpret_cast<const char*>(&length), 8)
+      .write(header.data(), static_cast<std::streamsize>(length))
+      .write("\0\0\0\0", 4);
+  const std::string message = testing::error_of([&] { SafetensorsFile::open(dir / "big.safetensors"); });
+  EXPECT_NE(message.find(dir / "big.safetensors" + ": header is not valid JSON"), std::string::npos) << message;
+  EXPECT_NE(message.find("number overflow"), std::string::npos) << message;
 }
 
 }  // namespace
