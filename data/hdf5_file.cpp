@@ -153,6 +153,19 @@ hid_t open_dataset(const Hdf5File& file, hid_t id, const std::string& name) {
   return d;
 }
 
+// Contiguous and compact data are stored whole (in the file, or in the object header); less
+// means a truncated, never-written or corrupt dataset. HDF5 1.10 does not check this for
+// compact data: one claiming more than it holds made H5Dread copy from a null buffer
+// (found by fuzz/fuzz_latent_dataset.cpp).
+void check_stored_whole(hid_t d, const std::string& where, const Shape& shape, uint64_t bytes) {
+  Handle plist(H5Dget_create_plist(d), H5Pclose);
+  const H5D_layout_t layout = H5Pget_layout(plist);
+  VDIT_CHECK((layout != H5D_CONTIGUOUS && layout != H5D_COMPACT) || H5Pget_external_count(plist) > 0 ||
+                 H5Dget_storage_size(d) == bytes,
+             where << " has extents " << to_string(shape) << " (" << bytes << " bytes) but stores "
+                   << H5Dget_storage_size(d) << " bytes");
+}
+
 }  // namespace
 
 Shape Hdf5File::shape(const std::string& name) const {
@@ -173,13 +186,7 @@ Tensor Hdf5File::read(const std::string& name) const {
   VDIT_CHECK(count <= physical_memory() / sizeof(float),
              where << " has extents " << to_string(shape) << ": " << count
                    << " float32 values, more than this machine's memory holds");
-  const uint64_t file_bytes = count * H5Tget_size(type);  // no overflow: count is bounded above
-  // Contiguous data is stored whole; less means a truncated or never-written dataset.
-  Handle plist(H5Dget_create_plist(d), H5Pclose);
-  VDIT_CHECK(H5Pget_layout(plist) != H5D_CONTIGUOUS || H5Pget_external_count(plist) > 0 ||
-                 H5Dget_storage_size(d) == file_bytes,
-             where << " has extents " << to_string(shape) << " (" << file_bytes << " bytes) but stores "
-                   << H5Dget_storage_size(d) << " bytes");
+  check_stored_whole(d, where, shape, count * H5Tget_size(type));  // no overflow: count is bounded above
   Tensor out = Tensor::empty(shape);
   VDIT_CHECK(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) >= 0,
              path_ << ": cannot read dataset '" << name << "'");
@@ -195,6 +202,7 @@ double Hdf5File::read_number(const std::string& name) const {
   Handle space(H5Dget_space(d), H5Sclose);
   const Shape shape = checked_extents(space, where);
   VDIT_CHECK(numel(shape) == 1, where << " has shape " << to_string(shape) << ", expected a single number");
+  check_stored_whole(d, where, shape, H5Tget_size(type));
   double value = 0.0;
   VDIT_CHECK(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) >= 0,
              path_ << ": cannot read dataset '" << name << "'");

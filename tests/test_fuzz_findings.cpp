@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "data/latent_dataset.h"
 #include "data/model_config.h"
 #include "data/safetensors.h"
 #include "tests/fixtures.h"
@@ -64,6 +65,18 @@ TEST(FuzzFindings, SafetensorsHeaderWithANumberBeyondDoubleNamesTheFile) {
   const std::string message = testing::error_of([&] { SafetensorsFile::open(dir / "big.safetensors"); });
   EXPECT_NE(message.find(dir / "big.safetensors" + ": header is not valid JSON"), std::string::npos) << message;
   EXPECT_NE(message.find("number overflow"), std::string::npos) << message;
+}
+
+// A sample whose `context` is a compact dataset (data kept in the object header) holding no
+// bytes for its extents: HDF5 1.10's H5Dread copied from a null buffer (SEGV).
+TEST(FuzzFindings, CompactDatasetHoldingLessThanItsExtentsIsAnError) {
+  const std::string path = finding("fuzz_latent_dataset/compact-without-data.h5");
+  const std::string message = testing::error_of([&] {
+    const LatentDataset dataset = LatentDataset::open({path});
+    for (int64_t i = 0; i < dataset.size(); ++i) dataset.read(i);
+  });
+  EXPECT_NE(message.find(path + ": dataset '/sample_"), std::string::npos) << message;
+  EXPECT_NE(message.find("/context' has extents [2, 4] (32 bytes) but stores 0 bytes"), std::string::npos) << message;
 }
 
 }  // namespace
