@@ -210,7 +210,7 @@ double Hdf5File::read_number(const std::string& name) const {
 }
 
 void Hdf5File::write(const std::string& name, const Tensor& tensor) {
-  const Tensor values = tensor.to_f32();
+  const Tensor values = tensor.to(Device::cpu()).to_f32();  // a device's tensors are written from a host copy
   const std::vector<hsize_t> dims(values.shape().begin(), values.shape().end());
   Handle space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                H5Sclose);

@@ -151,7 +151,9 @@ TEST(Retrain, BackwardStopsAtTheFirstTrainableBlock) {
   EXPECT_LT(middle.second, first.second);
 }
 
-TEST(Retrain, InterruptedRunResumesBitIdentically) {
+// Runs 6 steps straight and 6 steps interrupted after step 5 and resumed from step 3; both must
+// end bit-identically.
+void expect_exact_resume(bool frozen_bf16) {
   ScratchDir dir;
   write_model_and_data(dir);
   RetrainOptions o = base_options(dir, "straight");
@@ -162,6 +164,7 @@ TEST(Retrain, InterruptedRunResumesBitIdentically) {
   o.grad_accum = 2;
   o.lr.decay = LrDecay::Cosine;
   o.lr.warmup_steps = 2;
+  o.frozen_bf16 = frozen_bf16;
   Retrainer(o).run(nullptr);
 
   RetrainOptions crashed = o;
@@ -183,6 +186,11 @@ TEST(Retrain, InterruptedRunResumesBitIdentically) {
   Hdf5File opt_b(crashed.out + "/checkpoint-000006/optimizer.h5", Hdf5File::Mode::Read);
   EXPECT_EQ(bits(opt_a.read("exp_avg_sq/blocks.2.ffn.0.weight")), bits(opt_b.read("exp_avg_sq/blocks.2.ffn.0.weight")));
 }
+
+TEST(Retrain, InterruptedRunResumesBitIdentically) { expect_exact_resume(false); }
+
+// The checkpoint's trained values are float32; the resume must not narrow them with the frozen ones.
+TEST(Retrain, InterruptedRunWithFrozenBf16ResumesBitIdentically) { expect_exact_resume(true); }
 
 TEST(Retrain, NonFiniteLossStopsTheRunNamingStepLayersAndCheckpoint) {
   ScratchDir dir;

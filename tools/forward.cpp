@@ -10,6 +10,7 @@
 #include "layers/vdit.h"
 #include "train/trainer.h"
 #include "tools/command.h"
+#include "tools/device_flag.h"
 
 namespace vdit::cli {
 namespace {
@@ -29,11 +30,16 @@ int run_forward(int argc, char** argv) {
       ("frozen-bf16", po::bool_switch(&frozen_bf16), "hold the weights as bf16 (half the memory)")
       ("allow-nonfinite", po::bool_switch(&allow_nonfinite),
        "let NaN or infinite latents and context through (experiments); by default they are an error");
-  const po::variables_map vm =
-      parse_options(argc, argv, "vditkit forward --model M --input IN.h5 --output OUT.h5 [--adapter A.h5]", options);
+  DeviceFlag device_flag;
+  device_flag.add_to(options);
+  const po::variables_map vm = parse_options(
+      argc, argv, "vditkit forward --model M --input IN.h5 --output OUT.h5 [--adapter A.h5] [--device cuda]", options);
   if (vm.empty()) return 0;
+  const Device device = device_flag.device();
 
-  const std::unique_ptr<VDiT> loaded = load_run_model(model_path, config, frozen_bf16, adapter, set_temperature);
+  const std::unique_ptr<VDiT> loaded =
+      load_run_model(model_path, config, frozen_bf16 || device.is_cuda(), adapter, set_temperature);
+  loaded->to(device);
   const VDiT& model = *loaded;
   const VDiTConfig& c = model.config();
 
@@ -60,7 +66,9 @@ int run_forward(int argc, char** argv) {
   NoGradScope no_grad;
   Shape batched = latents.shape();
   batched.insert(batched.begin(), 1);
-  const Tensor velocity = model.forward(reshape(latents, batched), {t}, reshape(context, {1, context.size(0), c.text_dim}));
+  const Tensor velocity =
+      model.forward(reshape(latents, batched).to(device), {t}, reshape(context, {1, context.size(0), c.text_dim}).to(device))
+          .to(Device::cpu());
   Shape out_shape = velocity.shape();
   out_shape.erase(out_shape.begin());
   write_hdf5_atomically(output, [&](Hdf5File& out) { out.write("velocity", reshape(velocity, out_shape)); });

@@ -9,6 +9,7 @@
 #include "data/text_embedding_table.h"
 #include "data/video_io.h"
 #include "tools/command.h"
+#include "tools/device_flag.h"
 #include "train/progress.h"
 #include "train/sampling.h"
 #include "train/trainer.h"
@@ -37,13 +38,18 @@ int run_sample(int argc, char** argv) {
       ("seed", po::value(&o.seed)->default_value(o.seed), "noise seed")
       ("fps", po::value(&fps)->default_value(fps), "frames per second of the MP4")
       ("out", po::value(&out)->required(), "video.mp4 (pixel-space models) or latents.h5");
+  DeviceFlag device_flag;
+  device_flag.add_to(options);
   const po::variables_map vm = parse_options(
-      argc, argv, "vditkit sample --model M [--prompt TEXT | --context C.h5] --out video.mp4|latents.h5", options);
+      argc, argv, "vditkit sample --model M [--prompt TEXT | --context C.h5] --out video.mp4|latents.h5 [--device cuda]",
+      options);
   if (vm.empty()) return 0;
+  const Device device = device_flag.device();
   if (!prompt.empty() && !context_path.empty()) throw UsageError("give at most one of --prompt and --context");
   const FrameSize latent_size = parse_size(size);
 
-  const std::unique_ptr<VDiT> model = load_run_model(model_path, config, false, adapter, set_temperature);
+  const std::unique_ptr<VDiT> model = load_run_model(model_path, config, device.is_cuda(), adapter, set_temperature);
+  model->to(device);
   const VDiTConfig& c = model->config();
   const bool video = out.ends_with(".mp4");
   VDIT_CHECK(!video || c.in_dim == 3, out << ": MP4 needs a pixel-space model (in_dim 3); this one has in_dim "

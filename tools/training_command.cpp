@@ -54,6 +54,7 @@ void TrainingFlags::add_to(po::options_description& d) {
       ("validation-samples", po::value(&o.validation_samples)->default_value(o.validation_samples),
        "pixel-space models: clips sampled with the first probe captions into each checkpoint's report");
   probe_.add_to(d);
+  device_.add_to(d);
 }
 
 void TrainingFlags::finish(const po::variables_map& vm) {
@@ -64,6 +65,7 @@ void TrainingFlags::finish(const po::variables_map& vm) {
   o.sgd.weight_decay = o.adamw.weight_decay;
   o.diagnostics = !no_diagnostics_;
   probe_.finish();
+  o.device = device_.device();
   if (o.resume.empty()) {
     if (o.model.empty()) throw UsageError("--model is required (or --resume)");
     if (o.data.empty()) throw UsageError("--data is required (or --resume)");
@@ -88,6 +90,7 @@ void TrainingFlags::finish(const po::variables_map& vm) {
   RetrainOptions resumed = RetrainOptions::from_run_config(resumed_config);
   resumed.resume = checkpoint;
   resumed.out = o.out.empty() ? checkpoint_run_dir(checkpoint) : o.out;
+  resumed.device = o.device;
   o = resumed;
 }
 
@@ -98,7 +101,8 @@ int run_training(const RetrainOptions& o, const std::string& what) {
   std::cout << (o.resume.empty() ? "" : "resuming ") << what << " (" << trainer.trainable().size() << " tensors, "
             << trainable << " parameters) of " << (o.resume.empty() ? o.model : o.resume) << " on "
             << trainer.data().size() << " samples"
-            << (o.resume.empty() ? "" : " from step " + std::to_string(trainer.current_step())) << "\n";
+            << (o.resume.empty() ? "" : " from step " + std::to_string(trainer.current_step())) << " on "
+            << to_string(o.device) << "\n";
   std::string blocks;
   for (int b : trainer.trained_blocks()) blocks += (blocks.empty() ? "" : ", ") + std::to_string(b);
   if (!blocks.empty()) std::cout << "trained blocks: " << blocks << "\n";

@@ -2,6 +2,7 @@
 // What `retrain` and `tune-temperature` share: the flags of a training run (objective, data,
 // optimizer, checkpoints, teacher), the resume logic, and running it with a summary.
 #include "tools/command.h"
+#include "tools/device_flag.h"
 #include "tools/diagnose_flags.h"
 #include "train/retrain_options.h"
 
@@ -19,6 +20,7 @@ class TrainingFlags {
 
  private:
   DiagnoseFlags probe_{options.diagnose, options.diagnostic_checks};
+  DeviceFlag device_;
   bool no_diagnostics_ = false;
   std::string sampling_ = "uniform", weighting_ = "none", decay_ = "cosine";
 };

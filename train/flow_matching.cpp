@@ -74,7 +74,14 @@ NoisyBatch make_noisy_batch_at(const Tensor& x0_in, const std::vector<double>& s
     }
     out.timesteps.data()[b] = static_cast<float>(1000.0 * sigmas[b]);
     out.weights.data()[b] = static_cast<float>(loss_weight(weighting, sigmas[b]));
+    out.unweighted = out.unweighted && out.weights.data()[b] == 1.0f;
   }
+  return out;
+}
+
+NoisyBatch NoisyBatch::to(Device device) const {
+  NoisyBatch out = *this;
+  for (Tensor* t : {&out.x_sigma, &out.timesteps, &out.target, &out.weights}) *t = t->to(device);
   return out;
 }
 
@@ -89,9 +96,7 @@ Tensor flow_matching_loss(const Tensor& velocity, const NoisyBatch& batch) {
   VDIT_CHECK(velocity.shape() == batch.target.shape(),
              "velocity " << to_string(velocity.shape()) << " does not match the target "
                          << to_string(batch.target.shape()));
-  bool unweighted = true;
-  for (float w : batch.weights.to_vector()) unweighted = unweighted && w == 1.0f;
-  if (unweighted) return mse_loss(velocity, batch.target);  // equal sizes: the plain mean
+  if (batch.unweighted) return mse_loss(velocity, batch.target);  // equal sizes: the plain mean
   const int64_t b = velocity.size(0);
   Tensor per_sample = mean(square(sub(velocity, batch.target)), {1, 2, 3, 4});  // [B]
   return scale(sum_all(mul(per_sample, batch.weights)), 1.0f / static_cast<float>(b));

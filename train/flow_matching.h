@@ -38,6 +38,10 @@ struct NoisyBatch {
   Tensor target;     // [B, C, F, H, W], noise - x0
   Tensor weights;    // [B], loss weight of each sample
   std::vector<double> sigmas;
+  bool unweighted = true;  // every weight is 1: the loss is the plain mean
+
+  // The tensors on `device` (this batch itself on its own device).
+  NoisyBatch to(Device device) const;
 };
 
 // One sigma per sample from `sigma_rng`, the noise from `noise_rng`: two streams, so that a

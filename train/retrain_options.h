@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "autograd/device.h"
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
 #include "optim/sgd.h"
@@ -58,8 +59,11 @@ struct RetrainOptions {
   int64_t validation_samples = 2;     // pixel-space models: clips sampled into each checkpoint's report
   std::string out;                    // run directory
   std::string resume;                 // checkpoint directory to continue from
+  // Where the run computes. Not part of the run config: a run may move between the CPU and a
+  // GPU at a resume (README, "GPUs"). On a GPU frozen weights are bf16 whatever frozen_bf16 says.
+  Device device;
 
-  // The options that define the run (not where it writes or resumes from).
+  // The options that define the run (not where it writes, resumes from or computes).
   nlohmann::json run_config() const;
   // The inverse, for a resume; `out` and `resume` stay empty. Errors name the missing key.
   static RetrainOptions from_run_config(const nlohmann::json& config);

@@ -27,22 +27,25 @@ Tensor sample(const VDiT& model, const Shape& latent_shape, const Tensor& contex
   Shape batched = latent_shape;
   batched.insert(batched.begin(), 1);
   Rng rng(options.seed);
-  Tensor x = rng.normal_tensor(batched);
+  const Device device = model.device();
+  text = text.to(device);
+  Tensor x = rng.normal_tensor(batched).to(device);
   for (int64_t i = 0; i < options.steps; ++i) {
     const double sigma = shift_sigma(1.0 - static_cast<double>(i) / options.steps, options.shift);
     const double next = shift_sigma(1.0 - static_cast<double>(i + 1) / options.steps, options.shift);
     Tensor v;
     if (guided) {
-      const Tensor both = model.forward(concat({x, x}, 0), {1000.0 * sigma, 1000.0 * sigma}, text);
+      // float32 before the difference: on a GPU the model's output is bf16.
+      const Tensor both = model.forward(concat({x, x}, 0), {1000.0 * sigma, 1000.0 * sigma}, text).to_f32();
       const std::vector<Tensor> parts = chunk(both, 0, 2);  // conditional first
       v = add(parts[1], scale(sub(parts[0], parts[1]), static_cast<float>(options.guidance)));
     } else {
-      v = model.forward(x, {1000.0 * sigma}, text);
+      v = model.forward(x, {1000.0 * sigma}, text).to_f32();
     }
     x = add(x, scale(v, static_cast<float>(next - sigma)));
     if (progress) progress(i + 1, options.steps);
   }
-  return reshape(x, latent_shape);
+  return reshape(x, latent_shape).to(Device::cpu());
 }
 
 }  // namespace vdit

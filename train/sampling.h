@@ -17,8 +17,10 @@ struct SamplingOptions {
   uint64_t seed = 0;
 };
 
-// latent_shape [C, F, H, W]; context [L, text_dim], or undefined for an unconditional sample.
-// Returns the sample [C, F, H, W]. `progress(step, steps)` after each step.
+// latent_shape [C, F, H, W]; context [L, text_dim] on the host, or undefined for an
+// unconditional sample. Runs on the model's device: the noise is drawn on the host (the same on
+// every device), the sample is carried in float32 and returned on the host, [C, F, H, W].
+// `progress(step, steps)` after each step.
 Tensor sample(const VDiT& model, const Shape& latent_shape, const Tensor& context, const SamplingOptions& options,
               const std::function<void(int64_t, int64_t)>& progress = {});
 

@@ -126,24 +126,25 @@ Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), dat
                options_.out << " already holds checkpoints; continue with --resume " << list_checkpoints(options_.out).back()
                             << " or choose another --out");
 
-  // A resume takes every value, trained ones included, from the checkpoint.
+  // A resume takes every value, trained ones included, from the checkpoint: as float32, so that
+  // the trained ones continue exactly (make_trainable narrows the frozen ones).
   const bool tuning = options_.tune_temperature;
+  const bool frozen_bf16 = options_.frozen_bf16 || options_.device.is_cuda();
   if (resuming) {
-    LoadOptions load;
-    load.frozen_bf16 = options_.frozen_bf16;
-    LoadedModel loaded = load_model((fs::path(options_.resume) / "model.h5").string(), load);
+    LoadedModel loaded = load_model((fs::path(options_.resume) / "model.h5").string());
     model_ = std::make_unique<VDiT>(loaded.config, std::move(loaded.params));
     if (tuning) base_identity_ = read_adapter((fs::path(options_.resume) / "adapter.h5").string()).model_identity;
   } else {
-    model_ = load_run_model(options_.model, options_.config, options_.frozen_bf16, options_.adapter, "",
+    model_ = load_run_model(options_.model, options_.config, frozen_bf16, options_.adapter, "",
                             tuning ? &base_identity_ : nullptr);
   }
   model_->set_recompute_frozen_blocks(options_.recompute_frozen);
   const VDiTConfig& config = model_->config();
   check_data_fits(data_, config);
   if (!options_.teacher.empty()) {
-    teacher_ = load_run_model(options_.teacher, "", options_.frozen_bf16, options_.teacher_adapter,
+    teacher_ = load_run_model(options_.teacher, "", frozen_bf16, options_.teacher_adapter,
                               options_.teacher_temperature);
+    teacher_->to(options_.device);
     const VDiTConfig& t = teacher_->config();
     VDIT_CHECK(t.in_dim == config.in_dim && t.out_dim == config.out_dim && t.patch_size == config.patch_size &&
                    t.text_dim == config.text_dim,
@@ -177,8 +178,8 @@ Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), dat
     }
     VDIT_CHECK(!names.empty(), "--layers " << options_.layers << " selects no parameter");
   }
-  std::vector<TrainableParameter> trainable =
-      make_trainable(*model_, names, resuming || tuning ? InitMode::Keep : options_.init, options_.seed);
+  std::vector<TrainableParameter> trainable = make_trainable(
+      *model_, names, resuming || tuning ? InitMode::Keep : options_.init, options_.seed, frozen_bf16, options_.device);
   optimizer_ = make_optimizer(options_.optimizer, std::move(trainable), options_.adamw, options_.sgd);
   sampler_ = std::make_unique<BatchSampler>(data_, options_.batch_size);
 
@@ -229,9 +230,13 @@ nlohmann::json Retrainer::step() {
   const auto start = std::chrono::steady_clock::now();
   double loss_sum = 0.0, sigma_min = 1.0, sigma_max = 0.0, sigma_sum = 0.0;
   int64_t sigma_count = 0;
+  const Device device = options_.device;
+  std::vector<Tensor> losses;  // read once the step's work is done: a GPU waits once per step
   for (int64_t micro = 0; micro < options_.grad_accum; ++micro) {
     const Batch batch = collate(data_, sampler_->next(data_rng_, state_.epoch, state_.cursor, state_.order));
-    NoisyBatch noisy = make_noisy_batch(batch.latents, options_.flow, sigma_rng_, noise_rng_);
+    // Noise and noise levels are drawn on the host, so a run draws the same on every device.
+    NoisyBatch noisy = make_noisy_batch(batch.latents, options_.flow, sigma_rng_, noise_rng_).to(device);
+    const Tensor context = batch.context.to(device);
     std::vector<double> timesteps;
     for (double s : noisy.sigmas) {
       timesteps.push_back(1000.0 * s);
@@ -242,15 +247,20 @@ nlohmann::json Retrainer::step() {
     }
     if (teacher_) {
       NoGradScope no_grad;
-      noisy.target = teacher_->forward(noisy.x_sigma, timesteps, batch.context);
+      noisy.target = teacher_->forward(noisy.x_sigma, timesteps, context);
     }
-    const Tensor loss = flow_matching_loss(model_->forward(noisy.x_sigma, timesteps, batch.context), noisy);
+    const Tensor loss = flow_matching_loss(model_->forward(noisy.x_sigma, timesteps, context), noisy);
+    scale(loss, 1.0f / static_cast<float>(options_.grad_accum)).backward();
+    losses.push_back(loss);
+  }
+  // The gradient norm is the step's one wait for the device; the losses are ready after it. A
+  // non-finite loss is reported before the gradient it made.
+  const double grad_norm = clip_grad_norm(trainable(), options_.clip_grad);
+  for (const Tensor& loss : losses) {
     const double value = loss.item();
     if (!std::isfinite(value)) fail_not_finite("the loss is " + std::to_string(value));
-    scale(loss, 1.0f / static_cast<float>(options_.grad_accum)).backward();
     loss_sum += value;
   }
-  const double grad_norm = clip_grad_norm(trainable(), options_.clip_grad);
   if (!std::isfinite(grad_norm)) {
     for (const TrainableParameter& p : trainable()) {
       const Tensor g = p.value.grad();
