@@ -12,6 +12,7 @@
 #include "autograd/cuda_backend.h"
 #include "autograd/ops.h"
 #include "autograd/random.h"
+#include "bench/gpu_training.h"
 #include "bench/harness.h"
 #include "layers/init.h"
 #include "layers/vdit.h"
@@ -149,6 +150,9 @@ void run_gpu() {
     return;
   }
   const std::vector<Figures> torch = torch_figures();
+  std::vector<std::array<int64_t, 3>> grids;
+  for (const Shapes& s : kShapes) grids.push_back(s.grid);
+  const std::vector<TrainingFigures> torch_training = torch_training_figures(grids);
   const VDiTConfig config = VDiTConfig::wan_1_3b();
   Rng rng(0);
   std::vector<Figures> ours(kShapes.size());
@@ -171,6 +175,7 @@ void run_gpu() {
   }
   report("gpu_peak_gib", cuda_backend().memory_stats(0).peak / double(1 << 30));
   print_table(config, ours, torch);
+  print_training_figures(grids, torch_training);
 }
 
 Register gpu_section("gpu", "Wan2.1-1.3B block, forward, attention and GEMM on the GPU against PyTorch", run_gpu);

@@ -8,6 +8,11 @@ For each token grid prints one line of four numbers on stdout, milliseconds (the
   the 30-block forward, no gradients (bf16 weights);
   scaled_dot_product_attention forward + backward, [1, 12, N, 128];
   the largest GEMM of a block, [N, 1536] x [1536, 8960], bf16.
+With --training, instead, per token grid one line of six numbers: the retraining step of block 20
+(blocks 0-19 frozen and run without a graph, 21-29 frozen in the graph, the flow-matching loss,
+AdamW on block 20's fp32 parameters, autocast bf16) in seconds and its peak GPU memory in GiB, then
+the temperature-tuning step (every weight frozen, a log temperature per head of every block's
+self-attention learnt with AdamW) likewise, each "nan nan" where it runs out of memory.
 Exits non-zero where PyTorch has no CUDA device.
 """
 import argparse
@@ -18,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 DIM, FFN, HEADS, TEXT_LEN, TEXT_DIM, LAYERS, EPS = 1536, 8960, 12, 512, 4096, 30, 1e-6
+IN_DIM, FREQ_DIM, PATCH, TRAIN_BLOCK = 16, 256, (1, 2, 2), 20
 HEAD_DIM = DIM // HEADS
 
 
@@ -60,7 +66,7 @@ def rms_norm(x, weight):
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + EPS)).to(x.dtype) * weight
 
 
-def attention(p, name, x, kv, tables=None):
+def attention(p, name, x, kv, tables=None, log_tau=None):
     b = x.shape[0]
     q = rms_norm(F.linear(x, p[f"{name}.q.weight"], p[f"{name}.q.bias"]), p[f"{name}.norm_q.weight"])
     k = rms_norm(F.linear(kv, p[f"{name}.k.weight"], p[f"{name}.k.bias"]), p[f"{name}.norm_k.weight"])
@@ -68,6 +74,8 @@ def attention(p, name, x, kv, tables=None):
     q, k, v = (z.unflatten(-1, (HEADS, HEAD_DIM)) for z in (q, k, v))
     if tables is not None:
         q, k = (rope(z, *tables).to(v.dtype) for z in (q, k))
+    if log_tau is not None:  # logits divided by the head's temperature
+        q = (q * torch.exp(-log_tau)[None, None, :, None]).to(v.dtype)
     out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
     return F.linear(out.transpose(1, 2).reshape(b, -1, DIM), p[f"{name}.o.weight"], p[f"{name}.o.bias"])
 
@@ -75,7 +83,7 @@ def attention(p, name, x, kv, tables=None):
 def block(p, x, e0, ctx, tables):
     m = (p["modulation"] + e0).chunk(6, dim=1)
     h = F.layer_norm(x, (DIM,), eps=EPS) * (1 + m[1]) + m[0]
-    x = x + attention(p, "self_attn", h, h, tables) * m[2]
+    x = x + attention(p, "self_attn", h, h, tables, p.get("self_attn.log_tau")) * m[2]
     x = x + attention(p, "cross_attn", F.layer_norm(x, (DIM,), p["norm3.weight"], p["norm3.bias"], EPS), ctx)
     h = F.layer_norm(x, (DIM,), eps=EPS) * (1 + m[4]) + m[3]
     y = F.linear(F.gelu(F.linear(h, p["ffn.0.weight"], p["ffn.0.bias"]), approximate="tanh"),
@@ -144,12 +152,92 @@ def figures(grid, runs):
     return out
 
 
+def embedding_params():
+    def w(*shape):
+        return (torch.randn(*shape, device="cuda") / math.sqrt(shape[-1])).to(torch.bfloat16)
+
+    return {"patch.weight": w(DIM, IN_DIM * math.prod(PATCH)), "patch.bias": w(DIM),
+            "text.0.weight": w(DIM, TEXT_DIM), "text.0.bias": w(DIM), "text.2.weight": w(DIM, DIM), "text.2.bias": w(DIM),
+            "time.0.weight": w(DIM, FREQ_DIM), "time.0.bias": w(DIM), "time.2.weight": w(DIM, DIM), "time.2.bias": w(DIM),
+            "projection.weight": w(6 * DIM, DIM), "projection.bias": w(6 * DIM), "head.modulation": w(1, 2, DIM),
+            "head.weight": w(IN_DIM * math.prod(PATCH), DIM), "head.bias": w(IN_DIM * math.prod(PATCH))}
+
+
+def model_forward(emb, blocks, latents, sigma, context, tables, first_in_graph):
+    """Wan2.1's forward on latents [1, C, F, H, W]; blocks before first_in_graph without a graph."""
+    _, c, nf, nh, nw = latents.shape
+    grid = (nf // PATCH[0], nh // PATCH[1], nw // PATCH[2])
+    lin = lambda x, n: F.linear(x, emb[f"{n}.weight"], emb[f"{n}.bias"])  # noqa: E731
+    with torch.no_grad():
+        patches = latents.reshape(c, grid[0], PATCH[0], grid[1], PATCH[1], grid[2], PATCH[2])
+        patches = patches.permute(1, 3, 5, 0, 2, 4, 6).reshape(1, math.prod(grid), -1)
+        x = lin(patches.to(torch.bfloat16), "patch")
+        half = FREQ_DIM // 2
+        angles = 1000 * sigma * 10000.0 ** (-torch.arange(half, device="cuda", dtype=torch.float64) / half)
+        sinusoid = torch.cat([torch.cos(angles), torch.sin(angles)]).to(torch.bfloat16)[None]
+        e = lin(F.silu(lin(sinusoid, "time.0")), "time.2")
+        e0 = lin(F.silu(e), "projection").unflatten(-1, (6, DIM))
+        ctx = lin(F.gelu(lin(context.to(torch.bfloat16), "text.0"), approximate="tanh"), "text.2")
+        for p in blocks[:first_in_graph]:
+            x = block(p, x, e0, ctx, tables)
+    for p in blocks[first_in_graph:]:
+        x = block(p, x, e0, ctx, tables)
+    shift, scale = (emb["head.modulation"] + e[:, None]).chunk(2, dim=1)
+    return lin(F.layer_norm(x, (DIM,), eps=EPS) * (1 + scale) + shift, "head")
+
+
+def training_step_figures(grid, runs, trainable, first_in_graph, blocks, emb):
+    """Seconds per step and peak GiB of AdamW steps on `trainable`, or nan nan out of memory."""
+    tokens = math.prod(grid)
+    tables = rope_tables(grid)
+    x0 = torch.randn(1, IN_DIM, grid[0] * PATCH[0], grid[1] * PATCH[1], grid[2] * PATCH[2], device="cuda")
+    context = torch.randn(1, TEXT_LEN, TEXT_DIM, device="cuda")
+    optimizer = torch.optim.AdamW(trainable, lr=1e-5)
+
+    def step():
+        sigma = float(torch.rand(()))
+        noise = torch.randn_like(x0)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            v = model_forward(emb, blocks, (1 - sigma) * x0 + sigma * noise, sigma, context, tables, first_in_graph)
+        target = (noise - x0).reshape(1, IN_DIM, grid[0], PATCH[0], grid[1], PATCH[1], grid[2], PATCH[2])
+        target = target.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(1, tokens, -1)  # the head's token order
+        F.mse_loss(v.float(), target).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    try:
+        step()  # warm-up; creates the moments
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        seconds = milliseconds(step, runs) / 1e3
+        return seconds, torch.cuda.max_memory_allocated() / 2**30
+    except torch.cuda.OutOfMemoryError:
+        return math.nan, math.nan
+    finally:
+        del optimizer
+        torch.cuda.empty_cache()
+
+
+def training_figures(grid, runs):
+    emb = embedding_params()
+    blocks = [block_params(torch.bfloat16, False) for _ in range(LAYERS)]
+    blocks[TRAIN_BLOCK] = block_params(torch.float32, True)
+    retrain = training_step_figures(grid, runs, list(blocks[TRAIN_BLOCK].values()), TRAIN_BLOCK, blocks, emb)
+    blocks[TRAIN_BLOCK] = block_params(torch.bfloat16, False)
+    temperatures = [torch.zeros(HEADS, device="cuda", requires_grad=True) for _ in range(LAYERS)]
+    for p, t in zip(blocks, temperatures):
+        p["self_attn.log_tau"] = t
+    tune = training_step_figures(grid, runs, temperatures, 0, blocks, emb)
+    return retrain + tune
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--grids", type=int, nargs="+", default=[4, 32, 32, 21, 30, 52],
                     help="token grids (frames, height, width), three numbers each")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--training", action="store_true", help="the retraining and temperature-tuning steps instead")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("torch_gpu.py: PyTorch sees no CUDA device")
@@ -157,6 +245,9 @@ def main():
     torch.manual_seed(0)
     torch.backends.cuda.matmul.allow_tf32 = False
     for i in range(0, len(a.grids), 3):
+        if a.training:
+            print(*training_figures(tuple(a.grids[i:i + 3]), a.runs), flush=True)
+            continue
         f = figures(tuple(a.grids[i:i + 3]), a.runs)
         print(f["block_fwd_bwd_ms"], f["forward_ms"], f["attention_ms"], f["gemm_ms"], flush=True)
 

@@ -147,12 +147,14 @@ TEST(Temperature, SelfTaughtModelRecoversKnownTemperatures) {
   }
 }
 
+// Tuned with the weights held as bf16 (as on a GPU), the adapter still belongs to the model as
+// stored: inspect, loading it in float32, accepts it.
 TEST(TemperatureCommand, TuneThenForwardAndInspectWithTheAdapter) {
   ScratchDir dir;
   write_model_and_data(dir);
   const testing::CommandResult tuned = run_vditkit(
       "tune-temperature --model " + dir / "model.h5" + " --data " + dir / "data.h5" + " --out " + dir / "run" +
-      " --blocks 1-2 --steps 3 --cross-attn");
+      " --blocks 1-2 --steps 3 --cross-attn --frozen-bf16");
   ASSERT_EQ(tuned.exit_code, 0) << tuned.output;
   const Adapter adapter = read_adapter(dir / "run/adapter.h5");
   EXPECT_EQ(adapter.log_temperatures.size(), 4u);  // blocks 1 and 2, self and cross

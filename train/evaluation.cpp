@@ -15,8 +15,9 @@ double evaluate_loss(const VDiT& model, const LatentDataset& data, const std::ve
     context.insert(context.begin(), 1);
     Rng noise_rng(seed + static_cast<uint64_t>(i));
     for (double sigma : sigmas) {
-      const NoisyBatch batch = make_noisy_batch_at(reshape(sample.latents, latents), {sigma}, LossWeighting::None, noise_rng);
-      const Tensor velocity = model.forward(batch.x_sigma, {1000.0 * sigma}, reshape(sample.context, context));
+      const NoisyBatch batch =
+          make_noisy_batch_at(reshape(sample.latents, latents), {sigma}, LossWeighting::None, noise_rng).to(model.device());
+      const Tensor velocity = model.forward(batch.x_sigma, {1000.0 * sigma}, reshape(sample.context, context).to(model.device()));
       total += flow_matching_loss(velocity, batch).item();
     }
   }

@@ -1,7 +1,7 @@
 #pragma once
 // A fixed yardstick for a model: the flow-matching loss over every sample of a dataset at
 // chosen noise levels with noise drawn from a fixed seed, so two models (or one model before
-// and after retraining) are compared on exactly the same inputs.
+// and after retraining) are compared on exactly the same inputs, on the model's device.
 #include <cstdint>
 #include <vector>
 

@@ -93,13 +93,18 @@ void verify_checkpoint(const std::string& dir, const RunState& saved, const Para
 std::unique_ptr<VDiT> load_run_model(const std::string& path, const std::string& config_path, bool frozen_bf16,
                                      const std::string& adapter, const std::string& fixed_temperature,
                                      std::string* identity) {
+  // The identity an adapter is tied to is that of the weights as stored, whatever precision they
+  // are held in (a GPU holds them as bf16): it is taken before they are narrowed.
+  const bool needs_identity = identity || !adapter.empty();
   LoadOptions load;
   load.config_path = config_path;
-  load.frozen_bf16 = frozen_bf16;
+  load.frozen_bf16 = frozen_bf16 && !needs_identity;
   LoadedModel m = load_model(path, load);
-  if (identity || !adapter.empty()) {
+  if (needs_identity) {
     const std::string base = model_identity(m.config, m.params);
     if (identity) *identity = base;
+    if (frozen_bf16)
+      for (auto& [key, value] : m.params) value = value.to_bf16();
     if (!adapter.empty()) apply_adapter(adapter, read_adapter(adapter), base, m.params);
   }
   if (!fixed_temperature.empty())
