@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "autograd/cuda_backend.h"
 #include "autograd/grad_accumulate.h"
 #include "autograd/tape.h"
 
@@ -26,11 +27,20 @@ Tensor checkpoint(const std::function<Tensor(const Tensor&)>& f, const Tensor& x
     const size_t mark = Tape::size();
     const Tensor out = f(input);
     // Seed the recomputed output with the gradient that arrived and run only what f recorded.
+    // Gradients live on their tensor's device: on a GPU both steps are the backend's.
     float* seed = out.grad_ref()->buffer();
-    std::copy(dy, dy + out.numel(), seed);
+    if (out.is_cuda())
+      cuda_backend().copy(seed, out.device(), dy, out.device(), static_cast<size_t>(out.numel()) * sizeof(float));
+    else
+      std::copy(dy, dy + out.numel(), seed);
     Tape::run_backward_to(mark);
     Tape::set_grad_enabled(grad_mode);
-    if (const Tensor g = input.grad(); g.defined()) accumulate_grad(gx, g.shape(), g.data());
+    const Tensor g = input.grad();
+    if (!g.defined() || !gx) return;
+    if (g.is_cuda())
+      cuda_backend().accumulate(gx->buffer(), static_cast<const float*>(g.storage()), g.numel(), 1.0f, g.device().index);
+    else
+      accumulate_grad(gx, g.shape(), g.data());
   });
   return y;
 }
