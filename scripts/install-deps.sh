@@ -20,6 +20,7 @@ packages=(
   libboost-program-options-dev libboost-serialization-dev
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
   nlohmann-json3-dev
+  libopenmpi-dev openmpi-bin  # data-parallel retraining under mpirun (optional in CMake)
   libgtest-dev libbenchmark-dev
   clang libclang-rt-dev libomp-dev  # scripts/sanitize.sh: libFuzzer, ASan, UBSan
   python3 python3-torch python3-numpy python3-h5py

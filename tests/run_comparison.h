@@ -1,17 +1,20 @@
 #pragma once
-// What the soak and full-disk tests share: running `vditkit retrain` as a child process they can
+// What the soak, full-disk and data-parallel tests share: running `vditkit retrain` as a child process they can
 // kill, reading a run's loss log, and checking that an interrupted run ended exactly where an
 // uninterrupted one did.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -44,9 +47,8 @@ inline std::string shell_line(const std::vector<std::string>& command) {
   return line;
 }
 
-// Starts `vditkit ARGS` with stdout and stderr appended to `output`; returns its pid.
-inline pid_t spawn_vditkit(const std::vector<std::string>& args, const std::string& output) {
-  std::vector<std::string> command = vditkit_command(args);
+// Starts `command` with stdout and stderr appended to `output`; returns its pid.
+inline pid_t spawn_command(std::vector<std::string> command, const std::string& output) {
   std::vector<char*> argv;
   for (std::string& word : command) argv.push_back(word.data());
   argv.push_back(nullptr);
@@ -61,6 +63,32 @@ inline pid_t spawn_vditkit(const std::vector<std::string>& args, const std::stri
   return pid;
 }
 
+// Waits for `pid` at most `seconds`; its exit status, or -1 if it still runs.
+inline int wait_for(pid_t pid, double seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= until) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Waits for `pid` to finish on its own; one that runs past two minutes is killed (-1).
+inline int wait_to_end(pid_t pid) {
+  const int status = wait_for(pid, 120);
+  if (status == -1) {
+    ::kill(pid, SIGKILL);
+    wait_for(pid, 60);
+  }
+  return status;
+}
+
+// Starts `vditkit ARGS` with stdout and stderr appended to `output`; returns its pid.
+inline pid_t spawn_vditkit(const std::vector<std::string>& args, const std::string& output) {
+  return spawn_command(vditkit_command(args), output);
+}
+
 // DIR/model.h5 (the tiny preset) and DIR/data.h5 (8 synthetic samples for it), made by the
 // commands a user would run.
 inline void write_tiny_model_and_data(const ScratchDir& dir) {
@@ -71,8 +99,9 @@ inline void write_tiny_model_and_data(const ScratchDir& dir) {
   }
 }
 
-// The per-step records of a run's train_log.jsonl without their wall-clock "seconds": what an
-// exact resume must reproduce. A torn last line (a kill during its write) is not a record.
+// The per-step records of a run's train_log.jsonl without their wall-clock "seconds" (and
+// "gradient_sum_seconds" of data-parallel runs): what an exact resume must reproduce. A torn
+// last line (a kill during its write) is not a record.
 inline std::vector<nlohmann::json> step_records(const std::string& run_dir) {
   std::vector<nlohmann::json> records;
   std::ifstream in(train_log_path(run_dir));
@@ -80,6 +109,7 @@ inline std::vector<nlohmann::json> step_records(const std::string& run_dir) {
     nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
     if (record.is_discarded() || !record.contains("loss")) continue;
     record.erase("seconds");
+    record.erase("gradient_sum_seconds");
     records.push_back(record);
   }
   return records;

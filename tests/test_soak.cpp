@@ -28,27 +28,6 @@ int64_t checkpoint_step(const std::string& checkpoint) {
   return std::stoll(checkpoint.substr(checkpoint.rfind('-') + 1));
 }
 
-// Waits for `pid` at most `seconds`; its exit status, or -1 if it still runs.
-int wait_for(pid_t pid, double seconds) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() >= until) return -1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-// Waits for `pid` to finish on its own; one that runs past two minutes is killed (-1).
-int wait_to_end(pid_t pid) {
-  const int status = wait_for(pid, 120);
-  if (status == -1) {
-    ::kill(pid, SIGKILL);
-    wait_for(pid, 60);
-  }
-  return status;
-}
-
 TEST(Soak, RunKilledAtRandomMomentsAndResumedEqualsAnUninterruptedRun) {
   ScratchDir dir;
   ASSERT_NO_FATAL_FAILURE(testing::write_tiny_model_and_data(dir));
@@ -57,9 +36,9 @@ TEST(Soak, RunKilledAtRandomMomentsAndResumedEqualsAnUninterruptedRun) {
   auto seconds_since_start = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   const pid_t straight = testing::spawn_vditkit(fresh_run(dir, "straight"), dir / "straight.txt");
   int status = -1;
-  while (status == -1 && testing::step_records(dir / "straight").empty()) status = wait_for(straight, 0.005);
+  while (status == -1 && testing::step_records(dir / "straight").empty()) status = testing::wait_for(straight, 0.005);
   const double startup_seconds = seconds_since_start();
-  if (status == -1) status = wait_to_end(straight);
+  if (status == -1) status = testing::wait_to_end(straight);
   ASSERT_EQ(status, 0) << "see " << dir / "straight.txt";
   const double run_seconds = seconds_since_start();
 
@@ -77,14 +56,14 @@ TEST(Soak, RunKilledAtRandomMomentsAndResumedEqualsAnUninterruptedRun) {
         checkpoints.empty() ? fresh_run(dir, "soak") : std::vector<std::string>{"retrain", "--resume", checkpoints.back()},
         output);
     if (kills == kKills) {
-      ASSERT_EQ(wait_to_end(pid), 0) << "the last resume failed; see " << output;
+      ASSERT_EQ(testing::wait_to_end(pid), 0) << "the last resume failed; see " << output;
       break;
     }
-    const int ended = wait_for(pid, moment(rng));
+    const int ended = testing::wait_for(pid, moment(rng));
     if (ended == 0) break;  // finished before its kill
     ASSERT_EQ(ended, -1) << "the run failed; see " << output;
     ::kill(pid, SIGKILL);
-    ASSERT_EQ(wait_for(pid, 60), 128 + SIGKILL);
+    ASSERT_EQ(testing::wait_for(pid, 60), 128 + SIGKILL);
     ++kills;
     // A step is logged before its checkpoint is written: the kill may fall between the two.
     const std::vector<nlohmann::json> logged = testing::step_records(soak);

@@ -4,7 +4,9 @@
 #include <filesystem>
 #include <iostream>
 
+#include "autograd/cuda_backend.h"
 #include "train/checkpoint_dir.h"
+#include "train/data_parallel.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
 
@@ -94,15 +96,31 @@ void TrainingFlags::finish(const po::variables_map& vm) {
   o = resumed;
 }
 
-int run_training(const RetrainOptions& o, const std::string& what) {
-  Retrainer trainer(o);
+namespace {
+
+// The run on one rank of `group`; rank 0 alone prints.
+int train(RetrainOptions o, const std::string& what, DataParallel& group) {
+  if (group.size() > 1 && o.device.is_cuda()) {
+    // One GPU per rank: the r-th rank of a machine computes on cuda:r, whatever --device's index.
+    const int gpus = cuda_backend().device_count();
+    VDIT_CHECK(group.local_rank() < gpus, "rank " << group.rank() << " is rank " << group.local_rank()
+                                                  << " of its machine, which shows only " << gpus
+                                                  << " GPU(s): start at most one rank per GPU");
+    o.device = Device::cuda(group.local_rank());
+  }
+  Retrainer trainer(o, group);
+  if (group.rank() != 0) {
+    trainer.run(nullptr);
+    return 0;
+  }
   int64_t trainable = 0;
   for (const TrainableParameter& p : trainer.trainable()) trainable += p.value.numel();
   std::cout << (o.resume.empty() ? "" : "resuming ") << what << " (" << trainer.trainable().size() << " tensors, "
             << trainable << " parameters) of " << (o.resume.empty() ? o.model : o.resume) << " on "
             << trainer.data().size() << " samples"
+            << (group.size() > 1 ? " on " + std::to_string(group.size()) + " ranks" : "")
             << (o.resume.empty() ? "" : " from step " + std::to_string(trainer.current_step())) << " on "
-            << to_string(o.device) << "\n";
+            << (group.size() > 1 && o.device.is_cuda() ? "one GPU per rank" : to_string(o.device)) << "\n";
   std::string blocks;
   for (int b : trainer.trained_blocks()) blocks += (blocks.empty() ? "" : ", ") + std::to_string(b);
   if (!blocks.empty()) std::cout << "trained blocks: " << blocks << "\n";
@@ -113,6 +131,20 @@ int run_training(const RetrainOptions& o, const std::string& what) {
             << "checkpoint: " << summary.last_checkpoint << "\nlog: " << train_log_path(o.out) << "\n";
   if (o.tune_temperature) std::cout << "adapter: " << adapter_path(o.out) << "\n";
   return 0;
+}
+
+}  // namespace
+
+int run_training(const RetrainOptions& o, const std::string& what) {
+  const std::unique_ptr<DataParallel> group = join_data_parallel();
+  try {
+    return train(o, what, *group);
+  } catch (const std::exception& e) {
+    // With several ranks the others may be waiting for this one in a sum: stop them all, naming
+    // this rank and the cause. One process reports the error as every command does.
+    group->abort(std::string("error: ") + e.what());
+    throw;
+  }
 }
 
 }  // namespace vdit::cli

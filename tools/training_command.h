@@ -25,7 +25,9 @@ class TrainingFlags {
   std::string sampling_ = "uniform", weighting_ = "none", decay_ = "cosine";
 };
 
-// Runs the training and prints what it did; `what` names it ("retraining 3", ...).
+// Runs the training and prints what it did; `what` names it ("retraining 3", ...). Under
+// `mpirun -np N` (N > 1) it runs as one rank of a data-parallel run; an error on any rank
+// stops every rank with a message naming it.
 int run_training(const RetrainOptions& options, const std::string& what);
 
 }  // namespace vdit::cli

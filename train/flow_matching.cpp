@@ -51,15 +51,15 @@ double loss_weight(LossWeighting weighting, double sigma) {
   return 1.0;
 }
 
-NoisyBatch make_noisy_batch_at(const Tensor& x0_in, const std::vector<double>& sigmas,
-                               LossWeighting weighting, Rng& noise_rng) {
+NoisyBatch make_noisy_batch_with(const Tensor& x0_in, const std::vector<double>& sigmas, LossWeighting weighting,
+                                 const Tensor& noise) {
   const Tensor x0 = x0_in.to_f32();
   VDIT_CHECK(x0.ndim() == 5, "flow matching takes latents [B, C, F, H, W], got " << to_string(x0.shape()));
   const int64_t batch = x0.size(0), per_sample = x0.numel() / batch;
   VDIT_CHECK(static_cast<int64_t>(sigmas.size()) == batch, sigmas.size() << " sigmas for a batch of " << batch);
+  VDIT_CHECK(noise.shape() == x0.shape(), "noise " << to_string(noise.shape()) << " for latents " << to_string(x0.shape()));
   NoisyBatch out;
   out.sigmas = sigmas;
-  const Tensor noise = noise_rng.normal_tensor(x0.shape());
   out.x_sigma = Tensor::empty(x0.shape());
   out.target = Tensor::empty(x0.shape());
   out.timesteps = Tensor::empty({batch});
@@ -83,6 +83,11 @@ NoisyBatch NoisyBatch::to(Device device) const {
   NoisyBatch out = *this;
   for (Tensor* t : {&out.x_sigma, &out.timesteps, &out.target, &out.weights}) *t = t->to(device);
   return out;
+}
+
+NoisyBatch make_noisy_batch_at(const Tensor& x0, const std::vector<double>& sigmas, LossWeighting weighting,
+                               Rng& noise_rng) {
+  return make_noisy_batch_with(x0, sigmas, weighting, noise_rng.normal_tensor(x0.shape()));
 }
 
 NoisyBatch make_noisy_batch(const Tensor& x0, const FlowMatchingConfig& config, Rng& sigma_rng,

@@ -51,6 +51,10 @@ NoisyBatch make_noisy_batch(const Tensor& x0, const FlowMatchingConfig& config, 
 // Sigmas chosen by the caller (probe sets, evaluation at fixed noise levels).
 NoisyBatch make_noisy_batch_at(const Tensor& x0, const std::vector<double>& sigmas,
                                LossWeighting weighting, Rng& noise_rng);
+// Noise given too (of x0's shape): a data-parallel rank's share of a batch whose noise every
+// rank draws (train/trainer.cpp).
+NoisyBatch make_noisy_batch_with(const Tensor& x0, const std::vector<double>& sigmas, LossWeighting weighting,
+                                 const Tensor& noise);
 
 // mean over samples of weight_b * mean((velocity_b - target_b)^2).
 Tensor flow_matching_loss(const Tensor& velocity, const NoisyBatch& batch);

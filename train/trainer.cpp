@@ -88,6 +88,17 @@ void verify_checkpoint(const std::string& dir, const RunState& saved, const Para
   const Hdf5File optimizer((fs::path(dir) / "optimizer.h5").string(), Hdf5File::Mode::Read);
 }
 
+// Samples [begin, end) of a batched tensor: the whole tensor in one process, else a copy.
+Tensor batch_rows(const Tensor& t, BatchShare share) {
+  if (share.begin == 0 && share.end == t.size(0)) return t;
+  Shape shape = t.shape();
+  const int64_t per_sample = t.numel() / shape[0];
+  shape[0] = share.end - share.begin;
+  Tensor rows = Tensor::empty(shape);
+  std::copy_n(t.data() + share.begin * per_sample, rows.numel(), rows.data());
+  return rows;
+}
+
 }  // namespace
 
 std::unique_ptr<VDiT> load_run_model(const std::string& path, const std::string& config_path, bool frozen_bf16,
@@ -118,7 +129,8 @@ std::string adapter_path(const std::string& run_dir) { return (fs::path(run_dir)
 
 std::string train_log_path(const std::string& run_dir) { return (fs::path(run_dir) / "train_log.jsonl").string(); }
 
-Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), data_(LatentDataset::open(options_.data)) {
+Retrainer::Retrainer(RetrainOptions options, DataParallel& group)
+    : options_(std::move(options)), group_(group), sum_gradients_(group), data_(LatentDataset::open(options_.data)) {
   VDIT_CHECK(!options_.out.empty(), "no run directory given (--out)");
   if (!options_.resume.empty()) options_.resume = normalise_checkpoint_path(options_.resume);
   VDIT_CHECK(options_.steps >= 1, "--steps must be at least 1, got " << options_.steps);
@@ -190,8 +202,14 @@ Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), dat
 
   if (resuming) {
     state_ = RunState::load((fs::path(options_.resume) / "state").string());
-    const std::string differences =
-        config_differences(nlohmann::json::parse(state_.run_config), options_.run_config());
+    const nlohmann::json stored = nlohmann::json::parse(state_.run_config);
+    const int ranks = stored.value("ranks", 1);  // absent before data-parallel runs
+    VDIT_CHECK(ranks == group_.size(),
+               options_.resume << " was written by a run on " << ranks << " rank(s); resume it on as many (mpirun -np "
+                               << ranks << "), not " << group_.size()
+                               << ": the gradients would be summed in another order and the run would not continue "
+                                  "exactly (README, \"Data-parallel retraining\")");
+    const std::string differences = config_differences(stored, stored_run_config());
     VDIT_CHECK(differences.empty(), options_.resume << ": this run's options differ from the checkpoint's: " << differences);
     optimizer_->load((fs::path(options_.resume) / "optimizer.h5").string());
     VDIT_CHECK(optimizer_->steps() == state_.step, options_.resume << ": optimizer.h5 has " << optimizer_->steps()
@@ -199,14 +217,20 @@ Retrainer::Retrainer(RetrainOptions options) : options_(std::move(options)), dat
     sigma_rng_.set_state(state_.sigma_rng);
     noise_rng_.set_state(state_.noise_rng);
     data_rng_.set_state(state_.data_rng);
-    state_.run_config = options_.run_config().dump();  // the (possibly extended) step count
+    state_.run_config = stored_run_config().dump();  // the (possibly extended) step count
     last_checkpoint_ = options_.resume;
   } else {
     sigma_rng_.reseed(options_.seed ^ kSigmaStream);
     noise_rng_.reseed(options_.seed ^ kNoiseStream);
     data_rng_.reseed(options_.seed ^ kDataStream);
-    state_.run_config = options_.run_config().dump();
+    state_.run_config = stored_run_config().dump();
   }
+}
+
+nlohmann::json Retrainer::stored_run_config() const {
+  nlohmann::json config = options_.run_config();
+  config["ranks"] = group_.size();
+  return config;
 }
 
 DiagnosticsReport Retrainer::diagnose_now(const std::string& label) const {
@@ -236,36 +260,56 @@ nlohmann::json Retrainer::step() {
   double loss_sum = 0.0, sigma_min = 1.0, sigma_max = 0.0, sigma_sum = 0.0;
   int64_t sigma_count = 0;
   const Device device = options_.device;
-  std::vector<Tensor> losses;  // read once the step's work is done: a GPU waits once per step
+  // Read once the step's work is done (a GPU waits once per step), with their shares' weights.
+  std::vector<std::pair<Tensor, double>> losses;
   for (int64_t micro = 0; micro < options_.grad_accum; ++micro) {
-    const Batch batch = collate(data_, sampler_->next(data_rng_, state_.epoch, state_.cursor, state_.order));
-    // Noise and noise levels are drawn on the host, so a run draws the same on every device.
-    NoisyBatch noisy = make_noisy_batch(batch.latents, options_.flow, sigma_rng_, noise_rng_).to(device);
-    const Tensor context = batch.context.to(device);
-    std::vector<double> timesteps;
-    for (double s : noisy.sigmas) {
-      timesteps.push_back(1000.0 * s);
+    const std::vector<int64_t> indices = sampler_->next(data_rng_, state_.epoch, state_.cursor, state_.order);
+    const auto size = static_cast<int64_t>(indices.size());
+    // Every rank draws the noise levels and noise of the whole batch, as one process does, so
+    // that the random streams stay alike on every rank and each sample gets the same draws
+    // whatever the rank count; then it reads and computes only its share of the samples. The
+    // draws are made on the host, so a run draws the same on every device.
+    std::vector<double> sigmas(indices.size());
+    for (double& s : sigmas) {
+      s = sample_sigma(options_.flow, sigma_rng_);
       sigma_min = std::min(sigma_min, s);
       sigma_max = std::max(sigma_max, s);
       sigma_sum += s;
       ++sigma_count;
     }
+    Shape shape = data_.latent_shape(indices[0]);
+    shape.insert(shape.begin(), size);
+    const Tensor noise = noise_rng_.normal_tensor(shape);
+    const BatchShare share = batch_share(size, group_.rank(), group_.size());
+    if (share.end == share.begin) continue;  // a batch smaller than the rank count
+    const Batch batch = collate(data_, {indices.begin() + share.begin, indices.begin() + share.end});
+    NoisyBatch noisy = make_noisy_batch_with(batch.latents, {sigmas.begin() + share.begin, sigmas.begin() + share.end},
+                                             options_.flow.weighting, batch_rows(noise, share))
+                           .to(device);
+    const Tensor context = batch.context.to(device);
+    std::vector<double> timesteps;
+    for (double s : noisy.sigmas) timesteps.push_back(1000.0 * s);
     if (teacher_) {
       NoGradScope no_grad;
       noisy.target = teacher_->forward(noisy.x_sigma, timesteps, context);
     }
     const Tensor loss = flow_matching_loss(model_->forward(noisy.x_sigma, timesteps, context), noisy);
-    scale(loss, 1.0f / static_cast<float>(options_.grad_accum)).backward();
-    losses.push_back(loss);
+    // The share's mean loss weighted by its part of the batch: the ranks' terms (and their
+    // gradients) add up to the batch's mean.
+    const int64_t part = share.end - share.begin;
+    scale(loss, static_cast<float>(part) / static_cast<float>(size * options_.grad_accum)).backward();
+    losses.emplace_back(loss, static_cast<double>(part) / static_cast<double>(size));
   }
+  const double sum_seconds = sum_gradients_(trainable());
   // The gradient norm is the step's one wait for the device; the losses are ready after it. A
-  // non-finite loss is reported before the gradient it made.
+  // non-finite loss is reported before the gradient it made (by the rank whose share made it).
   const double grad_norm = clip_grad_norm(trainable(), options_.clip_grad);
-  for (const Tensor& loss : losses) {
+  for (const auto& [loss, weight] : losses) {
     const double value = loss.item();
     if (!std::isfinite(value)) fail_not_finite("the loss is " + std::to_string(value));
-    loss_sum += value;
+    loss_sum += value * weight;
   }
+  group_.sum(&loss_sum, 1);
   if (!std::isfinite(grad_norm)) {
     for (const TrainableParameter& p : trainable()) {
       const Tensor g = p.value.grad();
@@ -281,15 +325,18 @@ nlohmann::json Retrainer::step() {
   ++state_.step;
   const double loss = loss_sum / static_cast<double>(options_.grad_accum);
   state_.smoothed_loss = state_.step == 1 ? loss : 0.9 * state_.smoothed_loss + 0.1 * loss;
-  return {{"step", state_.step},
-          {"loss", loss},
-          {"smoothed_loss", state_.smoothed_loss},
-          {"lr", lr},
-          {"grad_norm", grad_norm},
-          {"sigma_mean", sigma_sum / static_cast<double>(sigma_count)},
-          {"sigma_min", sigma_min},
-          {"sigma_max", sigma_max},
-          {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+  nlohmann::json record = {{"step", state_.step},
+                           {"loss", loss},
+                           {"smoothed_loss", state_.smoothed_loss},
+                           {"lr", lr},
+                           {"grad_norm", grad_norm},
+                           {"sigma_mean", sigma_sum / static_cast<double>(sigma_count)},
+                           {"sigma_min", sigma_min},
+                           {"sigma_max", sigma_max},
+                           {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+  // Time in the sums across ranks, waiting for the slowest rank included.
+  if (group_.size() > 1) record["gradient_sum_seconds"] = sum_seconds;
+  return record;
 }
 
 Adapter Retrainer::adapter() const {
@@ -323,7 +370,27 @@ std::string Retrainer::save_checkpoint() {
   return last_checkpoint_;
 }
 
+bool Retrainer::checkpoint_due() const {
+  return options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0 && state_.step < options_.steps;
+}
+
+RetrainSummary Retrainer::follow() {
+  RetrainSummary summary;
+  summary.start_step = state_.step;
+  while (state_.step < options_.steps) {
+    const nlohmann::json record = step();
+    if (state_.step == summary.start_step + 1) summary.first_loss = record["loss"];
+    // Rank 0 writes it now; named in this rank's errors as the last good one.
+    if (checkpoint_due()) last_checkpoint_ = (fs::path(options_.out) / checkpoint_name(state_.step)).string();
+  }
+  summary.end_step = state_.step;
+  summary.last_smoothed_loss = state_.smoothed_loss;
+  summary.last_checkpoint = (fs::path(options_.out) / checkpoint_name(state_.step)).string();
+  return summary;
+}
+
 RetrainSummary Retrainer::run(std::FILE* progress, const std::function<void(const nlohmann::json&)>& after_step) {
+  if (group_.rank() != 0) return follow();
   fs::create_directories(options_.out);
   const std::string log_path = train_log_path(options_.out);
   const bool resuming = !options_.resume.empty();
@@ -364,7 +431,7 @@ RetrainSummary Retrainer::run(std::FILE* progress, const std::function<void(cons
                   state_.smoothed_loss, record["lr"].get<double>());
     line.update(state_.step, detail);
     if (after_step) after_step(record);
-    if (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0 && state_.step < options_.steps) {
+    if (checkpoint_due()) {
       log.sync();  // the log up to a checkpoint is as durable as the checkpoint
       save_checkpoint();
       check_diagnostics();

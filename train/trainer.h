@@ -16,6 +16,8 @@
 #include "layers/vdit.h"
 #include "optim/optimizer.h"
 #include "train/batch_sampler.h"
+#include "train/data_parallel.h"
+#include "train/gradient_sum.h"
 #include "train/retrain_options.h"
 #include "train/run_state.h"
 
@@ -31,17 +33,21 @@ class Retrainer {
  public:
   // Loads the model (or, with options.resume, the checkpoint and its state), the data, makes
   // the chosen layers trainable and builds the optimizer. Errors name what is inconsistent.
-  explicit Retrainer(RetrainOptions options);
+  // With a `group` of several ranks (data-parallel: README "Data-parallel retraining"), each
+  // rank computes its share of every batch, the gradients are summed across the ranks, and
+  // rank 0 alone writes the log, the progress line, checkpoints and reports.
+  explicit Retrainer(RetrainOptions options, DataParallel& group = single_process());
 
   // One optimizer step over grad_accum micro-batches. Returns the step's log record (step,
-  // loss, lr, grad_norm, sigma stats, seconds). A non-finite loss or gradient throws before
+  // loss, lr, grad_norm, sigma stats, seconds; with several ranks, gradient_sum_seconds). A non-finite loss or gradient throws before
   // any weight changes, naming the step, the trained layers and the last good checkpoint.
   nlohmann::json step();
   // Writes RUN_DIR/checkpoint-<step> atomically and prunes old ones; returns its path.
   std::string save_checkpoint();
   // Steps to options.steps with a progress line on `progress`, the JSON-lines log and
   // checkpoints; returns what happened. `after_step` sees each step's record once it is
-  // logged (an exception from it stops the run there, as a crash would).
+  // logged (an exception from it stops the run there, as a crash would). On ranks other than
+  // 0 it steps and writes nothing.
   RetrainSummary run(std::FILE* progress = stderr,
                      const std::function<void(const nlohmann::json&)>& after_step = {});
 
@@ -57,10 +63,17 @@ class Retrainer {
 
  private:
   [[noreturn]] void fail_not_finite(const std::string& what) const;
+  // The run's options and its rank count: what a checkpoint records and a resume checks.
+  nlohmann::json stored_run_config() const;
+  bool checkpoint_due() const;
+  // The steps of a rank other than 0: the same computation, nothing written.
+  RetrainSummary follow();
   // Diagnoses the model as it is now, with the run's probe settings.
   DiagnosticsReport diagnose_now(const std::string& label) const;
 
   RetrainOptions options_;
+  DataParallel& group_;
+  GradientSum sum_gradients_;
   std::unique_ptr<VDiT> model_;
   std::unique_ptr<VDiT> teacher_;    // distillation target, or null
   std::string base_identity_;        // of the base model, for the adapter of a temperature run
