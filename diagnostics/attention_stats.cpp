@@ -16,28 +16,12 @@
 #include "autograd/check.h"
 #include "autograd/fast_math.h"
 #include "autograd/parallel_errors.h"
+#include "diagnostics/attention_stats_sums.h"
+#include "diagnostics/diagnostics_cuda.h"
 
 namespace vdit {
 
 namespace {
-
-// n tokens cut into `groups` contiguous ranges, as equal as possible: group g is
-// [g n / groups, (g + 1) n / groups) rounded down.
-class TokenGroups {
- public:
-  TokenGroups(int64_t n, int64_t groups) : start_(groups + 1) {
-    for (int64_t g = 0; g <= groups; ++g) start_[g] = g * n / groups;
-  }
-  int64_t count() const { return static_cast<int64_t>(start_.size()) - 1; }
-  int64_t begin(int64_t g) const { return start_[g]; }
-  int64_t size(int64_t g) const { return start_[g + 1] - start_[g]; }
-  int64_t group_of(int64_t token) const {
-    return std::upper_bound(start_.begin(), start_.end(), token) - start_.begin() - 1;
-  }
-
- private:
-  std::vector<int64_t> start_;
-};
 
 // What every head of one call shares.
 struct MapLayout {
@@ -174,73 +158,41 @@ double deviation(double sum, double sum_sq, int64_t n) {
 // Sums over the queries of one head, each a statistic of that query's probability row.
 class HeadAccumulator {
  public:
-  explicit HeadAccumulator(const MapLayout& layout)
-      : layout_(layout),
-        key_mass_(layout.n_k, 0.0),
-        pooled_(layout.query_groups.count() * layout.key_groups.count(), 0.0),
-        mass_counter_(layout.n_k) {
+  explicit HeadAccumulator(const MapLayout& layout) : layout_(layout), mass_counter_(layout.n_k) {
+    sums_.key_mass.assign(layout.n_k, 0.0);
+    sums_.pooled.assign(layout.query_groups.count() * layout.key_groups.count(), 0.0);
     if (const TokenGrid* g = layout.grid) {
-      frame_distance_.assign(g->frames, 0.0);
-      ring_.assign(std::max(g->height, g->width), 0.0);
+      sums_.frame_distance.assign(g->frames, 0.0);
+      sums_.ring.assign(std::max(g->height, g->width), 0.0);
     }
   }
 
   // p: the query's probabilities over all keys.
   void add(int64_t query, const float* p, const RowSoftmax& row) {
     const int64_t n_k = layout_.n_k;
-    entropy_ += row.entropy;
-    collapsed_ += row.top1 > layout_.options.sink_threshold ? 1 : 0;
-    for (int64_t j = 0; j < n_k; ++j) key_mass_[j] += p[j];
+    sums_.entropy += row.entropy;
+    sums_.collapsed += row.top1 > layout_.options.sink_threshold ? 1 : 0;
+    for (int64_t j = 0; j < n_k; ++j) sums_.key_mass[j] += p[j];
     add_sparsity(p);
     const TokenGroups& keys = layout_.key_groups;
-    double* pooled_row = pooled_.data() + layout_.query_groups.group_of(query) * keys.count();
+    double* pooled_row = sums_.pooled.data() + layout_.query_groups.group_of(query) * keys.count();
     for (int64_t g = 0; g < keys.count(); ++g) pooled_row[g] += row_sum(p + keys.begin(g), keys.size(g));
     if (layout_.grid) add_locality(query, p);
   }
 
   HeadStats finish() const {
-    const int64_t n_q = layout_.n_q, n_k = layout_.n_k;
-    HeadStats stats;
-    stats.entropy = mean(entropy_, n_q) / std::log(static_cast<double>(n_k));
-    stats.top1_over_threshold = mean(collapsed_, n_q);
-    stats.keys_for_90 = mean(keys_90_, n_q) / n_k;
-    stats.keys_for_90_std = deviation(keys_90_, keys_90_sq_, n_q) / n_k;
-    stats.keys_for_95 = mean(keys_95_, n_q) / n_k;
-    stats.keys_for_95_std = deviation(keys_95_, keys_95_sq_, n_q) / n_k;
-
-    std::vector<int64_t> order(n_k);
-    std::iota(order.begin(), order.end(), 0);
-    const int64_t sinks = std::min(layout_.options.top_sinks, n_k);
-    std::partial_sort(order.begin(), order.begin() + sinks, order.end(), [&](int64_t a, int64_t b) {
-      return key_mass_[a] != key_mass_[b] ? key_mass_[a] > key_mass_[b] : a < b;
-    });
-    for (int64_t s = 0; s < sinks; ++s) {
-      stats.sink_keys.push_back(order[s]);
-      stats.sink_key_mass.push_back(mean(key_mass_[order[s]], n_q));
-    }
-    stats.sink_mass = mean(*std::max_element(key_mass_.begin(), key_mass_.end()), n_q);
-
-    for (double m : frame_distance_) stats.frame_distance_mass.push_back(mean(m, n_q));
-    for (double m : ring_) stats.ring_mass.push_back(mean(m, n_q));
-
-    const TokenGroups &queries = layout_.query_groups, &keys = layout_.key_groups;
-    stats.pooled_rows = queries.count();
-    stats.pooled_cols = keys.count();
-    stats.pooled_map = pooled_;
-    for (int64_t r = 0; r < stats.pooled_rows; ++r)
-      for (int64_t c = 0; c < stats.pooled_cols; ++c)
-        stats.pooled_map[r * stats.pooled_cols + c] /= static_cast<double>(queries.size(r) * keys.size(c));
-    return stats;
+    return finish_head_stats(sums_, layout_.n_q, layout_.n_k, layout_.options.top_sinks, layout_.query_groups,
+                             layout_.key_groups);
   }
 
  private:
   void add_sparsity(const float* p) {
     const std::array<int64_t, 2> keys = mass_counter_.count(p, layout_.n_k);
     const double k90 = static_cast<double>(keys[0]), k95 = static_cast<double>(keys[1]);
-    keys_90_ += k90;
-    keys_90_sq_ += k90 * k90;
-    keys_95_ += k95;
-    keys_95_sq_ += k95 * k95;
+    sums_.keys_90 += k90;
+    sums_.keys_90_sq += k90 * k90;
+    sums_.keys_95 += k95;
+    sums_.keys_95_sq += k95 * k95;
   }
 
   void add_locality(int64_t query, const float* p) {
@@ -248,17 +200,15 @@ class HeadAccumulator {
     const int64_t frame_size = g.height * g.width;
     const int64_t fq = query / frame_size, hq = query / g.width % g.height, wq = query % g.width;
     for (int64_t f = 0; f < g.frames; ++f)
-      frame_distance_[std::abs(fq - f)] += row_sum(p + f * frame_size, frame_size);
+      sums_.frame_distance[std::abs(fq - f)] += row_sum(p + f * frame_size, frame_size);
     const float* own_frame = p + fq * frame_size;
     for (int64_t h = 0; h < g.height; ++h)
       for (int64_t w = 0; w < g.width; ++w)
-        ring_[std::max(std::abs(hq - h), std::abs(wq - w))] += own_frame[h * g.width + w];
+        sums_.ring[std::max(std::abs(hq - h), std::abs(wq - w))] += own_frame[h * g.width + w];
   }
 
   const MapLayout& layout_;
-  double entropy_ = 0, collapsed_ = 0;
-  double keys_90_ = 0, keys_90_sq_ = 0, keys_95_ = 0, keys_95_sq_ = 0;  // counts, not fractions
-  std::vector<double> key_mass_, pooled_, frame_distance_, ring_;
+  HeadSums sums_;
   MassCounter mass_counter_;
 };
 
@@ -285,11 +235,49 @@ void check_inputs(const Tensor& q, const Tensor& k, float scale, const std::vect
 
 }  // namespace
 
+HeadStats finish_head_stats(const HeadSums& sums, int64_t n_q, int64_t n_k, int64_t top_sinks,
+                            const TokenGroups& queries, const TokenGroups& keys) {
+  HeadStats stats;
+  stats.entropy = mean(sums.entropy, n_q) / std::log(static_cast<double>(n_k));
+  stats.top1_over_threshold = mean(sums.collapsed, n_q);
+  stats.keys_for_90 = mean(sums.keys_90, n_q) / n_k;
+  stats.keys_for_90_std = deviation(sums.keys_90, sums.keys_90_sq, n_q) / n_k;
+  stats.keys_for_95 = mean(sums.keys_95, n_q) / n_k;
+  stats.keys_for_95_std = deviation(sums.keys_95, sums.keys_95_sq, n_q) / n_k;
+
+  const std::vector<double>& key_mass = sums.key_mass;
+  std::vector<int64_t> order(n_k);
+  std::iota(order.begin(), order.end(), 0);
+  const int64_t sinks = std::min(top_sinks, n_k);
+  std::partial_sort(order.begin(), order.begin() + sinks, order.end(), [&](int64_t a, int64_t b) {
+    return key_mass[a] != key_mass[b] ? key_mass[a] > key_mass[b] : a < b;
+  });
+  for (int64_t s = 0; s < sinks; ++s) {
+    stats.sink_keys.push_back(order[s]);
+    stats.sink_key_mass.push_back(mean(key_mass[order[s]], n_q));
+  }
+  stats.sink_mass = mean(*std::max_element(key_mass.begin(), key_mass.end()), n_q);
+
+  for (double m : sums.frame_distance) stats.frame_distance_mass.push_back(mean(m, n_q));
+  for (double m : sums.ring) stats.ring_mass.push_back(mean(m, n_q));
+
+  stats.pooled_rows = queries.count();
+  stats.pooled_cols = keys.count();
+  stats.pooled_map = sums.pooled;
+  for (int64_t r = 0; r < stats.pooled_rows; ++r)
+    for (int64_t c = 0; c < stats.pooled_cols; ++c)
+      stats.pooled_map[r * stats.pooled_cols + c] /= static_cast<double>(queries.size(r) * keys.size(c));
+  return stats;
+}
+
 std::vector<HeadStats> attention_statistics(const Tensor& q_in, const Tensor& k_in, float scale,
                                             const std::vector<float>& temperature,
                                             const TokenGrid* grid,
                                             const AttentionStatsOptions& options) {
   check_inputs(q_in, k_in, scale, temperature, grid, options);
+#if VDITKIT_CUDA
+  if (q_in.is_cuda() || k_in.is_cuda()) return attention_statistics_cuda(q_in, k_in, scale, temperature, grid, options);
+#endif
   const Tensor q = q_in.to_f32(), k = k_in.to_f32();
   // A NaN or infinity would make every statistic meaningless (and the bucketed selection of
   // keys_for_90 index past its buckets): refuse it by name.

@@ -48,7 +48,9 @@ struct HeadStats {
 // k [N_k, H, hd] (after the norms and RoPE; bf16 is widened). temperature empty = 1. grid
 // non-null for self-attention (N_q == N_k == grid->tokens()). Streams over query blocks, one
 // head per thread; never holds an [N_q, N_k] map. Needs N_k >= 2 (entropy is normalised by
-// log N_k).
+// log N_k). With q and k on a CUDA device the same statistics come from the GPU kernels of
+// autograd/cuda/attention_stats_kernels.cuh (q and k as bf16; keys_for_90/95 within the error
+// bound stated there, 0.17% of the count plus one key at 32,760 keys).
 std::vector<HeadStats> attention_statistics(const Tensor& q, const Tensor& k, float scale,
                                             const std::vector<float>& temperature,
                                             const TokenGrid* grid,

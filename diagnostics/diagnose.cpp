@@ -62,8 +62,15 @@ class SparseProbe : public AttentionProbe {
 };
 
 // ||a - b|| / ||b - x||: how much of the block's own contribution (its output minus its input)
-// the sparsified attention changes.
+// the sparsified attention changes. On a GPU the two sums of squares run there (fp32) and only
+// they come back; on the CPU they are summed in double.
 double relative_change(const Tensor& sparse, const Tensor& dense, const Tensor& input) {
+  if (dense.is_cuda()) {
+    const Tensor d = dense.to_f32();
+    const double diff = sum_all(square(sub(sparse.to_f32(), d))).item();
+    const double own = sum_all(square(sub(d, input.to_f32()))).item();
+    return std::sqrt(diff / std::max(own, 1e-30));
+  }
   const std::vector<float> s = sparse.to_vector(), d = dense.to_vector(), x = input.to_vector();
   double diff = 0.0, own = 0.0;
   for (size_t i = 0; i < d.size(); ++i) {
@@ -160,7 +167,8 @@ DiagnosticsReport diagnose(const VDiT& model, const LatentDataset& data, const D
       const Tensor noise = rng.normal_tensor(latent_shape);
       const Tensor x_sigma = add(scale(reshape(sample.latents, latent_shape), static_cast<float>(1.0 - sigma)),
                                  scale(noise, static_cast<float>(sigma)));
-      const VDiT::Embedded embedded = model.embed(x_sigma, {1000.0 * sigma}, reshape(sample.context, context_shape));
+      const VDiT::Embedded embedded =
+          model.embed(x_sigma.to(model.device()), {1000.0 * sigma}, reshape(sample.context, context_shape).to(model.device()));
       Tensor x = embedded.tokens;
       for (int64_t b = 0; b < B; ++b) {
         StatsProbe stats(grid, options.stats);

@@ -22,7 +22,8 @@ struct DiagnoseOptions {
   AttentionStatsOptions stats;
 };
 
-// `progress(done, total)` is called after each (noise level, sample) pair.
+// `progress(done, total)` is called after each (noise level, sample) pair. Runs on the model's
+// device (VDiT::to): on a GPU the statistics and the sparsified attention run there too.
 DiagnosticsReport diagnose(const VDiT& model, const LatentDataset& data, const DiagnoseOptions& options,
                            const std::function<void(int64_t, int64_t)>& progress = {});
 

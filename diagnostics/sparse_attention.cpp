@@ -13,6 +13,7 @@
 #include "autograd/check.h"
 #include "autograd/fast_math.h"
 #include "autograd/parallel_errors.h"
+#include "diagnostics/diagnostics_cuda.h"
 
 namespace vdit {
 
@@ -62,6 +63,10 @@ Tensor sparse_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_
   VDIT_CHECK(scale > 0.0f, "sparse attention scale must be positive; got " << scale);
   VDIT_CHECK(temperature.empty() || static_cast<int64_t>(temperature.size()) == q_in.size(2),
              "sparse attention: " << temperature.size() << " temperatures for " << q_in.size(2) << " heads");
+#if VDITKIT_CUDA
+  if (q_in.is_cuda() || k_in.is_cuda() || v_in.is_cuda())
+    return sparse_attention_cuda(q_in, k_in, v_in, scale, temperature, kept_keys(keep_fraction, k_in.size(1)));
+#endif
   const Tensor q = q_in.to_f32(), k = k_in.to_f32(), v = v_in.to_f32();
   const int64_t batch = q.size(0), n_q = q.size(1), n_k = k.size(1), heads = q.size(2), head_dim = q.size(3);
   const int64_t ld = heads * head_dim, keep = kept_keys(keep_fraction, n_k);

@@ -11,7 +11,8 @@ namespace vdit {
 // Attention output when each query keeps only its top ceil(keep_fraction * N_k) keys (by
 // probability; ties broken by lower key index), renormalised: q [B, N_q, H, hd], k/v
 // [B, N_k, H, hd] -> [B, N_q, H, hd]. temperature empty = 1; keep_fraction in (0, 1].
-// No gradient. Streams over query blocks.
+// No gradient. Streams over query blocks. On a CUDA device the output is bf16 and the selection
+// is exact except in the rare cases stated in autograd/cuda/sparse_attention_kernels.cuh.
 Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                         const std::vector<float>& temperature, double keep_fraction);
 

@@ -1,0 +1,363 @@
+// The attention statistics' passes (see attention_stats_kernels.cuh for what each computes and
+// the error bound of the keys holding 90% / 95%).
+#include "autograd/cuda/attention_stats_kernels.cuh"
+#include "autograd/cuda/score_pass.cuh"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace vdit::cuda {
+namespace attn {
+namespace {
+
+constexpr float kLn2 = 0.6931471805599453f;
+constexpr float kKeyMassUnit = 4294967296.0f;  // 2^32: key masses summed over up to 2^31 queries
+constexpr int kTargets = 2;                    // 90% and 95%
+__constant__ double kTargetMass[kTargets] = {0.90 * 2147483648.0, 0.95 * 2147483648.0};
+
+// Per query, in this order: entropy, best key over the threshold, keys for 90%, keys for 95%,
+// frame distances, rings (the `totals`), then the key groups of the pooled map.
+struct Columns {
+  int frames, rings, groups;
+  __host__ __device__ int totals() const { return 4 + frames + rings; }
+  __host__ __device__ int count() const { return totals() + groups; }
+};
+
+// What the statistics passes share: the lse pass's rows and the bottom of the coarse window,
+// log2(0.04 / Nk) (keys below it hold less than 4% of the mass).
+struct StatsShape {
+  RowStats rows;
+  int q_len, k_len;
+  float lo;
+  __device__ int64_t at(int h, int q) const { return rows.at(h, q); }
+  __device__ void window(int h, int q, float& lse, Window& w) const {
+    const float bottom = lo;
+    rows.window(h, q, lse, w, [bottom](float top) { return Window{bottom, kCoarseBins / (top - bottom)}; });
+  }
+};
+
+// Where the coarse pass leaves each target's crossing: [H, Nq, kTargets] each.
+struct CrossingArrays {
+  int* bin;
+  uint32_t* count_above;
+  unsigned long long* mass_above;
+};
+
+// Pass 2: everything but the fine histograms. Shared memory: the coarse histogram, the warps'
+// per-key sums of one tile, and per row the mass by frame distance, by key group and by ring.
+struct CoarseStatsPass {
+  static constexpr bool kValues = false;
+  using Hist = Histogram<1, kCoarseBins>;
+  StatsShape shape;
+  Columns columns;
+  int height, width;  // of a frame; columns.frames 0 for cross-attention
+  float sink_threshold;
+  float* per_query;  // [H, Nq, columns.count()]
+  unsigned long long* key_mass;
+  CrossingArrays crossing;
+  float lse[2], entropy[2];
+  Window window[2];
+  int fq[2], hq[2], wq[2];
+
+  static size_t smem_bytes(const Columns& c) {
+    return Hist::kBytes + (4 * kPassKeys + static_cast<size_t>(kPassRows) * (c.frames + c.groups + c.rings)) * 4;
+  }
+  __device__ Hist hist(const PassPlace& at) const { return {reinterpret_cast<uint32_t*>(at.smem)}; }
+  __device__ float* column_sums(const PassPlace& at) const { return reinterpret_cast<float*>(at.smem + Hist::kBytes); }
+  __device__ float* frame_mass(const PassPlace& at) const { return column_sums(at) + 4 * kPassKeys; }
+  __device__ float* group_mass(const PassPlace& at) const { return frame_mass(at) + kPassRows * columns.frames; }
+  __device__ uint32_t* ring_mass(const PassPlace& at) const {
+    return reinterpret_cast<uint32_t*>(group_mass(at) + kPassRows * columns.groups);
+  }
+
+  __device__ void begin(const PassPlace& at) {
+    hist(at).clear(at.tid);
+    const int per_row = columns.frames + columns.groups + columns.rings;
+    for (int i = at.tid; i < kPassRows * per_row; i += kPassThreads) frame_mass(at)[i] = 0.0f;  // rings: 0 bits
+    const int frame_size = height * width;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int q = at.query(half);
+      shape.window(at.h, q, lse[half], window[half]);
+      entropy[half] = 0.0f;
+      if (columns.frames) fq[half] = q / frame_size, hq[half] = q % frame_size / width, wq[half] = q % width;
+    }
+    __syncthreads();
+  }
+
+  __device__ void tile(const PassPlace& at, ScoreTile& s, int k0, const bf16*) {
+    const Hist h = hist(at);
+    const int frame_size = height * width;
+#pragma unroll
+    for (int n = 0; n < kPassTiles; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int half = e / 2, row = at.local_row(half), key = k0 + fragment_col(n, e, at.lane);
+        const float log2p = s[0][n][e] - lse[half], p = exp2_approx(log2p);
+        if (!(p == 0.0f)) entropy[half] -= p * log2p;  // a NaN from q or k stays visible
+        const int b = window[half].bin<kCoarseBins>(log2p);
+        if (b >= 0) h.add(row, 0, b, p);
+        if (columns.frames && p > 0.0f && key / frame_size == fq[half]) {
+          const int ring = max(abs(key % frame_size / width - hq[half]), abs(key % width - wq[half]));
+          atomicAdd(ring_mass(at) + row * columns.rings + ring, __float2uint_rn(p * kMassUnit));
+        }
+        s[0][n][e] = p;
+      }
+    add_key_mass(at, s, k0);
+    const int last = shape.k_len - 1;
+    const int groups = columns.groups, k_len = shape.k_len;
+    float* gm = group_mass(at);
+    segment_sums(s, k0, last, at.lane, [=](int key) { return static_cast<int>((static_cast<int64_t>(key + 1) * groups - 1) / k_len); },
+                 [&](int half, int g, float sum) { gm[at.local_row(half) * groups + g] += sum; });
+    if (columns.frames) {
+      float* fm = frame_mass(at);
+      const int frames = columns.frames;
+      segment_sums(s, k0, last, at.lane, [=](int key) { return key / frame_size; },
+                   [&](int half, int f, float sum) { fm[at.local_row(half) * frames + abs(f - fq[half])] += sum; });
+    }
+  }
+
+  // Each key's mass over the block's queries: within a warp over its 16 rows by shuffles, then
+  // over the warps in order, added to the head's running total as an integer.
+  __device__ void add_key_mass(const PassPlace& at, const ScoreTile& p, int k0) {
+    float* sums = column_sums(at);
+#pragma unroll
+    for (int n = 0; n < kPassTiles; ++n)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        float v = p[0][n][c] + p[0][n][c + 2];
+        for (int offset = 4; offset < 32; offset *= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+        if (at.lane < 4) sums[at.warp * kPassKeys + fragment_col(n, c, at.lane)] = v;
+      }
+    __syncthreads();
+    const int key = k0 + at.tid;
+    if (at.tid < kPassKeys && key < shape.k_len) {
+      const float total = sums[at.tid] + sums[kPassKeys + at.tid] + sums[2 * kPassKeys + at.tid] + sums[3 * kPassKeys + at.tid];
+      atomicAdd(key_mass + static_cast<int64_t>(at.h) * shape.k_len + key, __float2ull_rn(total * kKeyMassUnit));
+    }
+  }
+
+  __device__ void finish(const PassPlace& at) {
+    const int C = columns.count();
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const float total = quad_sum(entropy[half]);
+      const int q = at.query(half);
+      if (at.lane % 4 == 0 && q < shape.q_len) {
+        float* out = per_query + shape.at(at.h, q) * C;
+        out[0] = total * kLn2;
+        out[1] = exp2f(shape.rows.max2[shape.at(at.h, q)] - lse[half]) > sink_threshold ? 1.0f : 0.0f;
+      }
+    }
+    static_assert(kPassThreads == kPassRows * kTargets, "one thread per (row, target)");
+    const int row = at.tid / kTargets, t = at.tid % kTargets, q = at.q0 + row;
+    if (q < shape.q_len) {
+      const Crossing c = find_crossing<kCoarseBins>(hist(at).row(row, 0), false,
+                                                    static_cast<uint64_t>(kTargetMass[t]), 0, 0, 0);
+      const int64_t i = shape.at(at.h, q) * kTargets + t;
+      crossing.bin[i] = c.bin;
+      crossing.count_above[i] = c.count_above;
+      crossing.mass_above[i] = c.mass_above;
+    }
+    const int per_row = columns.frames + columns.groups + columns.rings;
+    for (int i = at.tid; i < kPassRows * per_row; i += kPassThreads) {
+      const int r = i / per_row, c = i % per_row, qr = at.q0 + r;
+      if (qr >= shape.q_len) continue;
+      float* out = per_query + shape.at(at.h, qr) * C + 4;
+      if (c < columns.frames) out[c] = frame_mass(at)[r * columns.frames + c];
+      else if (c < columns.frames + columns.rings)
+        out[c] = ring_mass(at)[r * columns.rings + c - columns.frames] / kMassUnit;
+      else out[c] = group_mass(at)[r * columns.groups + c - columns.frames - columns.rings];
+    }
+  }
+};
+
+// Pass 3: the fine histogram inside each target's crossed coarse bin, then the key counts.
+struct FineCountPass {
+  static constexpr bool kValues = false;
+  using Hist = Histogram<kTargets, kFineBins>;
+  static constexpr size_t kSmemBytes = Hist::kBytes;
+  StatsShape shape;
+  int columns;
+  float* per_query;
+  CrossingArrays crossing;
+  float lse[2];
+  Window window[2];
+  int coarse[2][kTargets];
+
+  __device__ void begin(const PassPlace& at) {
+    Hist{reinterpret_cast<uint32_t*>(at.smem)}.clear(at.tid);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int q = at.query(half);
+      shape.window(at.h, q, lse[half], window[half]);
+      for (int t = 0; t < kTargets; ++t) coarse[half][t] = q < shape.q_len ? crossing.bin[shape.at(at.h, q) * kTargets + t] : -1;
+    }
+    __syncthreads();
+  }
+
+  __device__ void tile(const PassPlace& at, ScoreTile& s, int, const bf16*) {
+    const Hist h{reinterpret_cast<uint32_t*>(at.smem)};
+    for_each_element([&](int n, int e, int half) {
+      const float log2p = s[0][n][e] - lse[half];
+      const int b = window[half].bin<kCoarseBins>(log2p);
+      if (b < 0) return;
+      const float p = exp2_approx(log2p);
+      const int fine = window[half].fine_bin<kFineBins>(log2p, b);
+#pragma unroll
+      for (int t = 0; t < kTargets; ++t)
+        if (b == coarse[half][t]) h.add(at.local_row(half), t, fine, p);
+    });
+  }
+
+  __device__ void finish(const PassPlace& at) {
+    const int row = at.tid / kTargets, t = at.tid % kTargets, q = at.q0 + row;
+    if (q >= shape.q_len) return;
+    const int64_t i = shape.at(at.h, q) * kTargets + t;
+    uint64_t keys = static_cast<uint64_t>(shape.k_len);  // not crossed (rounding): every key
+    if (crossing.bin[i] >= 0) {
+      const uint32_t* bins = Hist{reinterpret_cast<uint32_t*>(at.smem)}.row(row, t);
+      const uint64_t target = static_cast<uint64_t>(kTargetMass[t]);
+      const Crossing c = find_crossing<kFineBins>(bins, false, target, 0, crossing.count_above[i], crossing.mass_above[i]);
+      if (c.bin >= 0) {
+        // ceil(needed / mean p of the bin), at least one key and at most the bin's members.
+        const uint64_t count = bins[2 * c.bin], mass = bins[2 * c.bin + 1], needed = target - c.mass_above;
+        const uint64_t estimate = (needed * count + mass - 1) / mass;
+        keys = c.count_above + (estimate < 1 ? 1 : estimate > count ? count : estimate);
+      }
+    }
+    per_query[shape.at(at.h, q) * columns + 2 + t] = static_cast<float>(keys);
+  }
+};
+
+// Pass 4: per head and output, the sum over queries (and of squares) of one column, or the sum
+// over a query group of one key group's column, in double, in a fixed order.
+__global__ void reduce_queries_kernel(const float* __restrict__ per_query, Columns columns, int q_len, int query_groups,
+                                      double* __restrict__ sums) {
+  constexpr int kThreads = 256;
+  __shared__ double partial[2][kThreads];
+  const int o = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, totals = columns.totals();
+  int column = o;
+  int64_t r0 = 0, r1 = q_len;
+  if (o >= totals) {
+    const int g = o - totals, gq = g / columns.groups;
+    column = totals + g % columns.groups;
+    r0 = static_cast<int64_t>(gq) * q_len / query_groups;
+    r1 = static_cast<int64_t>(gq + 1) * q_len / query_groups;
+  }
+  double sum = 0.0, squares = 0.0;
+  for (int64_t r = r0 + tid; r < r1; r += kThreads) {
+    const double v = per_query[(static_cast<int64_t>(h) * q_len + r) * columns.count() + column];
+    sum += v;
+    squares += v * v;
+  }
+  partial[0][tid] = sum;
+  partial[1][tid] = squares;
+  __syncthreads();
+  for (int width = kThreads / 2; width > 0; width /= 2) {
+    if (tid < width) partial[0][tid] += partial[0][tid + width], partial[1][tid] += partial[1][tid + width];
+    __syncthreads();
+  }
+  if (tid != 0) return;
+  double* out = sums + static_cast<int64_t>(h) * (2 * totals + query_groups * columns.groups);
+  if (o < totals) out[2 * o] = partial[0][0], out[2 * o + 1] = partial[1][0];
+  else out[2 * totals + o - totals] = partial[0][0];
+}
+
+Columns columns_of(const AttentionStatsProblem& p) {
+  return {p.frames, p.frames ? std::max(p.height, p.width) : 0, p.key_groups};
+}
+
+// The workspace's parts, in order.
+struct StatsWorkspace {
+  float *lse2, *max2, *per_query;
+  CrossingArrays crossing;
+};
+
+size_t carve(const AttentionStatsProblem& p, void* base, StatsWorkspace* w) {
+  const size_t rows = static_cast<size_t>(p.heads) * p.q_len;
+  Carver carver(base);
+  StatsWorkspace parts;
+  parts.lse2 = carver.take<float>(rows);
+  parts.max2 = carver.take<float>(rows);
+  parts.per_query = carver.take<float>(rows * columns_of(p).count());
+  parts.crossing.bin = carver.take<int>(rows * kTargets);
+  parts.crossing.count_above = carver.take<uint32_t>(rows * kTargets);
+  parts.crossing.mass_above = carver.take<unsigned long long>(rows * kTargets);
+  if (w) *w = parts;
+  return carver.bytes();
+}
+
+std::string check(const AttentionStatsProblem& p) {
+  std::ostringstream e;
+  e << "attention statistics (CUDA): ";
+  if (p.head_dim != 64 && p.head_dim != 128) e << "head_dim " << p.head_dim << " is not supported (64 or 128)";
+  else if (p.q_len < 1 || p.k_len < 2 || p.heads < 1 || p.heads > 65535)
+    e << "need a query, two keys and 1 to 65535 heads; got Nq " << p.q_len << ", Nk " << p.k_len << ", H " << p.heads;
+  else if (!p.q || !p.k || reinterpret_cast<uintptr_t>(p.q) % 16 || reinterpret_cast<uintptr_t>(p.k) % 16)
+    e << "q and k must be given, 16-byte aligned";
+  else if (p.frames && static_cast<int64_t>(p.frames) * p.height * p.width != p.k_len)
+    e << "the grid " << p.frames << "x" << p.height << "x" << p.width << " does not hold " << p.k_len << " keys";
+  else if (p.query_groups < 1 || p.key_groups < 1 || p.query_groups > p.q_len || p.key_groups > p.k_len)
+    e << "pooled map of " << p.query_groups << "x" << p.key_groups << " groups over " << p.q_len << "x" << p.k_len << " tokens";
+  else
+    return {};
+  return e.str();
+}
+
+template <int HD>
+std::string run(const AttentionStatsProblem& pr, double* sums, unsigned long long* key_mass, const StatsWorkspace& w,
+                cudaStream_t stream) {
+  const PassParams params{pr.q, pr.k, nullptr, pr.temperature, pr.scale, pr.q_len, pr.k_len, pr.heads};
+  const Columns columns = columns_of(pr);
+  const StatsShape shape{{w.lse2, w.max2, pr.q_len}, pr.q_len, pr.k_len, std::log2(0.04f / static_cast<float>(pr.k_len))};
+  cudaError_t e = cudaMemsetAsync(key_mass, 0, static_cast<size_t>(pr.heads) * pr.k_len * sizeof(unsigned long long), stream);
+  if (e != cudaSuccess) return std::string("attention statistics (CUDA): ") + cudaGetErrorString(e);
+
+  LsePass lse{};
+  lse.lse2 = w.lse2, lse.max2 = w.max2, lse.q_len = pr.q_len;
+  if (std::string err = launch_score_pass<HD>(params, lse, LsePass::kSmemBytes, stream, "attention statistics' lse pass"); !err.empty())
+    return err;
+  CoarseStatsPass coarse{};
+  coarse.shape = shape, coarse.columns = columns, coarse.height = pr.height, coarse.width = pr.width;
+  coarse.sink_threshold = pr.sink_threshold, coarse.per_query = w.per_query, coarse.key_mass = key_mass;
+  coarse.crossing = w.crossing;
+  if (std::string err = launch_score_pass<HD>(params, coarse, CoarseStatsPass::smem_bytes(columns), stream,
+                                              "attention statistics' main pass");
+      !err.empty())
+    return err;
+  FineCountPass fine{};
+  fine.shape = shape, fine.columns = columns.count(), fine.per_query = w.per_query, fine.crossing = w.crossing;
+  if (std::string err = launch_score_pass<HD>(params, fine, FineCountPass::kSmemBytes, stream, "attention statistics' count pass");
+      !err.empty())
+    return err;
+  reduce_queries_kernel<<<dim3(columns.totals() + pr.query_groups * pr.key_groups, pr.heads), 256, 0, stream>>>(
+      w.per_query, columns, pr.q_len, pr.query_groups, sums);
+  e = cudaGetLastError();
+  return e == cudaSuccess ? std::string() : std::string("attention statistics (CUDA): reduction: ") + cudaGetErrorString(e);
+}
+
+}  // namespace
+}  // namespace attn
+
+AttentionStatsLayout attention_stats_layout(const AttentionStatsProblem& p) {
+  const attn::Columns c = attn::columns_of(p);
+  return {c.frames, c.rings, c.totals(), p.query_groups * p.key_groups};
+}
+
+size_t attention_stats_workspace_bytes(const AttentionStatsProblem& p) { return attn::carve(p, nullptr, nullptr); }
+
+std::string attention_stats(const AttentionStatsProblem& p, double* sums, unsigned long long* key_mass, void* workspace,
+                            size_t workspace_bytes, cudaStream_t stream) {
+  if (std::string e = attn::check(p); !e.empty()) return e;
+  const size_t need = attention_stats_workspace_bytes(p);
+  if (!sums || !key_mass || !workspace || workspace_bytes < need || reinterpret_cast<uintptr_t>(workspace) % 256)
+    return "attention statistics (CUDA): need sums, key_mass and a 256-byte aligned workspace of " +
+           std::to_string(need) + " bytes";
+  attn::StatsWorkspace w;
+  attn::carve(p, workspace, &w);
+  return p.head_dim == 64 ? attn::run<64>(p, sums, key_mass, w, stream) : attn::run<128>(p, sums, key_mass, w, stream);
+}
+
+}  // namespace vdit::cuda

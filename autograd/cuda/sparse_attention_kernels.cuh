@@ -1,0 +1,40 @@
+#pragma once
+// Top-k attention (diagnostics/sparse_attention.h) on a GPU: each query keeps its most probable
+// keys, renormalised among themselves, for one sample, streamed over blocks of 64 queries
+// (score_pass.cuh) with no [Nq, Nk] map held.
+//
+// The keep-th largest probability is found as the attention statistics find their order
+// statistics (attention_stats_kernels.cuh): a log-sum-exp pass, a coarse histogram of log2 p
+// over [log2 max p - 40, log2 max p] in 128 bins, a fine one of 64 bins inside the coarse bin
+// where the running count from the top reaches `keep`; then the crossed fine bin's members (up
+// to 32) are collected and sorted by probability, then lower key index, as the CPU breaks
+// ties. So a query keeps exactly its `keep` most probable keys (by the GPU's own probabilities)
+// unless its crossed fine bin has more than 32 members, whose probabilities then lie within a
+// factor 2^(40 / (128 * 64)) (0.34%) of each other: that bin is kept whole. Keys below
+// 2^-40 max p are dropped when `keep` keys lie above them (they hold less than Nk 2^-40 of the
+// mass), kept otherwise. Probabilities enter the P V product as bf16, as in the dense forward.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <string>
+
+namespace vdit::cuda {
+
+struct SparseAttentionProblem {
+  const __nv_bfloat16* q = nullptr;  // [Nq, H, hd], 16-byte aligned
+  const __nv_bfloat16* k = nullptr;  // [Nk, H, hd]
+  const __nv_bfloat16* v = nullptr;  // [Nk, H, hd]
+  const float* temperature = nullptr;  // [H] on the device, or null
+  float scale = 0.0f;
+  int q_len = 0, k_len = 0, heads = 0, head_dim = 0;
+  int keep = 1;  // keys each query keeps, 1..Nk
+};
+
+size_t sparse_attention_workspace_bytes(const SparseAttentionProblem& problem);
+
+// out [Nq, H, hd] bf16. Enqueued on `stream`; an empty string on success, else a one-line error.
+[[nodiscard]] std::string sparse_attention(const SparseAttentionProblem& problem, __nv_bfloat16* out, void* workspace,
+                                           size_t workspace_bytes, cudaStream_t stream);
+
+}  // namespace vdit::cuda
