@@ -4,6 +4,7 @@
 #include "autograd/cuda/score_pass.cuh"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <sstream>
 
@@ -58,7 +59,7 @@ struct CoarseStatsPass {
   CrossingArrays crossing;
   float lse[2], entropy[2];
   Window window[2];
-  int fq[2], hq[2], wq[2];
+  int fq[2], hq[2], wq[2], own_frame[2];  // the query's frame, row, column; its frame's first key
 
   static size_t smem_bytes(const Columns& c) {
     return Hist::kBytes + (4 * kPassKeys + static_cast<size_t>(kPassRows) * (c.frames + c.groups + c.rings)) * 4;
@@ -81,7 +82,8 @@ struct CoarseStatsPass {
       const int q = at.query(half);
       shape.window(at.h, q, lse[half], window[half]);
       entropy[half] = 0.0f;
-      if (columns.frames) fq[half] = q / frame_size, hq[half] = q % frame_size / width, wq[half] = q % width;
+      if (columns.frames)
+        fq[half] = q / frame_size, hq[half] = q % frame_size / width, wq[half] = q % width, own_frame[half] = fq[half] * frame_size;
     }
     __syncthreads();
   }
@@ -89,32 +91,32 @@ struct CoarseStatsPass {
   __device__ void tile(const PassPlace& at, ScoreTile& s, int k0, const bf16*) {
     const Hist h = hist(at);
     const int frame_size = height * width;
-#pragma unroll
-    for (int n = 0; n < kPassTiles; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int half = e / 2, row = at.local_row(half), key = k0 + fragment_col(n, e, at.lane);
-        const float log2p = s[0][n][e] - lse[half], p = exp2_approx(log2p);
-        if (!(p == 0.0f)) entropy[half] -= p * log2p;  // a NaN from q or k stays visible
-        const int b = window[half].bin<kCoarseBins>(log2p);
-        if (b >= 0) h.add(row, 0, b, p);
-        if (columns.frames && p > 0.0f && key / frame_size == fq[half]) {
-          const int ring = max(abs(key % frame_size / width - hq[half]), abs(key % width - wq[half]));
-          atomicAdd(ring_mass(at) + row * columns.rings + ring, __float2uint_rn(p * kMassUnit));
-        }
-        s[0][n][e] = p;
+    for_each_element([&](int n, int e, int half) {
+      const int row = at.local_row(half), key = k0 + fragment_col(n, e, at.lane);
+      const float log2p = s[0][n][e] - lse[half], p = exp2_approx(log2p);
+      if (!(p == 0.0f)) entropy[half] -= p * log2p;  // a NaN from q or k stays visible
+      const int b = window[half].bin<kCoarseBins>(log2p);
+      if (b >= 0) h.add(row, 0, b, p);
+      const int in_frame = key - own_frame[half];
+      if (columns.frames && p > 0.0f && in_frame >= 0 && in_frame < frame_size) {
+        const int kh = in_frame / width, ring = max(abs(kh - hq[half]), abs(in_frame - kh * width - wq[half]));
+        atomicAdd(ring_mass(at) + row * columns.rings + ring, __float2uint_rn(p * kMassUnit));
       }
+      s[0][n][e] = p;
+    });
     add_key_mass(at, s, k0);
-    const int last = shape.k_len - 1;
-    const int groups = columns.groups, k_len = shape.k_len;
+    const int last = shape.k_len - 1, groups = columns.groups, k_len = shape.k_len;
     float* gm = group_mass(at);
-    segment_sums(s, k0, last, at.lane, [=](int key) { return static_cast<int>((static_cast<int64_t>(key + 1) * groups - 1) / k_len); },
-                 [&](int half, int g, float sum) { gm[at.local_row(half) * groups + g] += sum; });
+    segment_sums(
+        s, k0, last, at.lane, [=](int key) { return ((key + 1) * groups - 1) / k_len; },
+        [=](int g) { return g * k_len / groups; },
+        [&](int half, int g, float sum) { gm[at.local_row(half) * groups + g] += sum; });
     if (columns.frames) {
       float* fm = frame_mass(at);
       const int frames = columns.frames;
-      segment_sums(s, k0, last, at.lane, [=](int key) { return key / frame_size; },
-                   [&](int half, int f, float sum) { fm[at.local_row(half) * frames + abs(f - fq[half])] += sum; });
+      segment_sums(
+          s, k0, last, at.lane, [=](int key) { return key / frame_size; }, [=](int f) { return f * frame_size; },
+          [&](int half, int f, float sum) { fm[at.local_row(half) * frames + abs(f - fq[half])] += sum; });
     }
   }
 
@@ -299,7 +301,8 @@ std::string check(const AttentionStatsProblem& p) {
     e << "q and k must be given, 16-byte aligned";
   else if (p.frames && static_cast<int64_t>(p.frames) * p.height * p.width != p.k_len)
     e << "the grid " << p.frames << "x" << p.height << "x" << p.width << " does not hold " << p.k_len << " keys";
-  else if (p.query_groups < 1 || p.key_groups < 1 || p.query_groups > p.q_len || p.key_groups > p.k_len)
+  else if (p.query_groups < 1 || p.key_groups < 1 || p.query_groups > p.q_len || p.key_groups > p.k_len ||
+           static_cast<int64_t>(p.k_len + 1) * p.key_groups > INT_MAX)  // key group arithmetic in int
     e << "pooled map of " << p.query_groups << "x" << p.key_groups << " groups over " << p.q_len << "x" << p.k_len << " tokens";
   else
     return {};

@@ -116,21 +116,20 @@ __device__ __forceinline__ void for_each_element(Fn fn) {
 }
 
 // Per-thread sums of the tile's values over contiguous key segments (frames, key groups): for
-// each segment seg_of(k0) .. seg_of(last) the quad's partial sums of each of the thread's two
-// rows, handed to add(half, segment, sum) on the quad's first lane (one writer per row).
-template <class SegmentOf, class Add>
+// each segment segment_of(k0) .. segment_of(last key of the tile), [begin(seg), begin(seg + 1))
+// in keys, the quad's sums of each of the thread's two rows, handed to add(half, segment, sum)
+// on the quad's first lane (one writer per row). Two divisions per tile, not one per key.
+template <class SegmentOf, class SegmentBegin, class Add>
 __device__ __forceinline__ void segment_sums(const ScoreTile& v, int k0, int last_key, int lane, SegmentOf segment_of,
-                                             Add add) {
+                                             SegmentBegin segment_begin, Add add) {
   const int first = segment_of(k0), last = segment_of(min(k0 + kPassKeys - 1, last_key));
   for (int seg = first; seg <= last; ++seg) {
+    const int lo = segment_begin(seg), hi = min(segment_begin(seg + 1), last_key + 1);
     float sum[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int n = 0; n < kPassTiles; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = k0 + fragment_col(n, e, lane);
-        if (key <= last_key && segment_of(key) == seg) sum[e / 2] += v[0][n][e];
-      }
+    for_each_element([&](int n, int e, int half) {
+      const int key = k0 + fragment_col(n, e, lane);
+      if (key >= lo && key < hi) sum[half] += v[0][n][e];
+    });
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const float total = quad_sum(sum[half]);
