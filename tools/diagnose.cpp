@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <iostream>
 
-#include "autograd/device.h"
 #include "diagnostics/diagnose.h"
 #include "diagnostics/diagnostics_report.h"
 #include "diagnostics/thresholds.h"
+#include "tools/device_flag.h"
 #include "tools/diagnose_flags.h"
 #include "train/flow_matching.h"
 #include "train/progress.h"
@@ -17,7 +17,7 @@ namespace vdit::cli {
 namespace {
 
 int run_diagnose(int argc, char** argv) {
-  std::string model_path, config, adapter, set_temperature, out, checks, device_text;
+  std::string model_path, config, adapter, set_temperature, out, checks;
   std::vector<std::string> data;
   double shift = 5.0;
   bool frozen_bf16 = false;
@@ -32,14 +32,15 @@ int run_diagnose(int argc, char** argv) {
       ("adapter", po::value(&adapter)->default_value(""), "temperature adapter to apply")
       ("set-temperature", po::value(&set_temperature)->default_value(""), "fixed self-attention temperatures BLOCKS:VALUE[;...]")
       ("shift", po::value(&shift)->default_value(shift), "noise-level shift applied to --timesteps (as in training)")
-      ("frozen-bf16", po::bool_switch(&frozen_bf16), "hold the weights as bf16 (half the memory)")
-      ("device", po::value(&device_text)->default_value("cpu"), "cpu, cuda or cuda:N (a GPU: frozen weights bf16)");
+      ("frozen-bf16", po::bool_switch(&frozen_bf16), "hold the weights as bf16 (half the memory)");
   probe.add_to(description);
-  const po::variables_map vm = parse_options(argc, argv, "vditkit diagnose --model M --data D --out DIR [options]", description);
+  DeviceFlag device_flag;
+  device_flag.add_to(description);
+  const po::variables_map vm = parse_options(argc, argv, "vditkit diagnose --model M --data D --out DIR [--device cuda] [options]", description);
   if (vm.empty()) return 0;
   probe.finish();
   for (double& sigma : options.sigmas) sigma = shift_sigma(sigma, shift);
-  const Device device = parse_device(device_text);
+  const Device device = device_flag.device();
 
   const std::unique_ptr<VDiT> model =
       load_run_model(model_path, config, frozen_bf16 || device.is_cuda(), adapter, set_temperature);
