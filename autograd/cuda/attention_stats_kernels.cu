@@ -23,6 +23,10 @@ struct Columns {
   int frames, rings, groups;
   __host__ __device__ int totals() const { return 4 + frames + rings; }
   __host__ __device__ int count() const { return totals() + groups; }
+  // Words between rows of a per-row array of n in shared memory: odd, so that the rows one
+  // instruction of a warp touches fall in different banks.
+  __host__ __device__ static int stride(int n) { return n | 1; }
+  __host__ __device__ int row_words() const { return stride(frames) + stride(groups) + stride(rings); }
 };
 
 // What the statistics passes share: the lse pass's rows and the bottom of the coarse window,
@@ -62,20 +66,19 @@ struct CoarseStatsPass {
   int fq[2], hq[2], wq[2], own_frame[2];  // the query's frame, row, column; its frame's first key
 
   static size_t smem_bytes(const Columns& c) {
-    return Hist::kBytes + (4 * kPassKeys + static_cast<size_t>(kPassRows) * (c.frames + c.groups + c.rings)) * 4;
+    return Hist::kBytes + (4 * kPassKeys + static_cast<size_t>(kPassRows) * c.row_words()) * 4;
   }
   __device__ Hist hist(const PassPlace& at) const { return {reinterpret_cast<uint32_t*>(at.smem)}; }
   __device__ float* column_sums(const PassPlace& at) const { return reinterpret_cast<float*>(at.smem + Hist::kBytes); }
   __device__ float* frame_mass(const PassPlace& at) const { return column_sums(at) + 4 * kPassKeys; }
-  __device__ float* group_mass(const PassPlace& at) const { return frame_mass(at) + kPassRows * columns.frames; }
+  __device__ float* group_mass(const PassPlace& at) const { return frame_mass(at) + kPassRows * Columns::stride(columns.frames); }
   __device__ uint32_t* ring_mass(const PassPlace& at) const {
-    return reinterpret_cast<uint32_t*>(group_mass(at) + kPassRows * columns.groups);
+    return reinterpret_cast<uint32_t*>(group_mass(at) + kPassRows * Columns::stride(columns.groups));
   }
 
   __device__ void begin(const PassPlace& at) {
     hist(at).clear(at.tid);
-    const int per_row = columns.frames + columns.groups + columns.rings;
-    for (int i = at.tid; i < kPassRows * per_row; i += kPassThreads) frame_mass(at)[i] = 0.0f;  // rings: 0 bits
+    for (int i = at.tid; i < kPassRows * columns.row_words(); i += kPassThreads) frame_mass(at)[i] = 0.0f;  // rings: 0 bits
     const int frame_size = height * width;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
@@ -100,23 +103,25 @@ struct CoarseStatsPass {
       const int in_frame = key - own_frame[half];
       if (columns.frames && p > 0.0f && in_frame >= 0 && in_frame < frame_size) {
         const int kh = in_frame / width, ring = max(abs(kh - hq[half]), abs(in_frame - kh * width - wq[half]));
-        atomicAdd(ring_mass(at) + row * columns.rings + ring, __float2uint_rn(p * kMassUnit));
+        atomicAdd(ring_mass(at) + row * Columns::stride(columns.rings) + ring, __float2uint_rn(p * kMassUnit));
       }
       s[0][n][e] = p;
     });
     add_key_mass(at, s, k0);
-    const int last = shape.k_len - 1, groups = columns.groups, k_len = shape.k_len;
+    const int last = shape.k_len - 1, groups = columns.groups, k_len = shape.k_len, gs = Columns::stride(groups);
     float* gm = group_mass(at);
+    float whole[2];
+    row_sums(s, whole);
     segment_sums(
-        s, k0, last, at.lane, [=](int key) { return ((key + 1) * groups - 1) / k_len; },
+        s, k0, last, at.lane, whole, [=](int key) { return ((key + 1) * groups - 1) / k_len; },
         [=](int g) { return g * k_len / groups; },
-        [&](int half, int g, float sum) { gm[at.local_row(half) * groups + g] += sum; });
+        [&](int half, int g, float sum) { gm[at.local_row(half) * gs + g] += sum; });
     if (columns.frames) {
       float* fm = frame_mass(at);
-      const int frames = columns.frames;
+      const int fs = Columns::stride(columns.frames);
       segment_sums(
-          s, k0, last, at.lane, [=](int key) { return key / frame_size; }, [=](int f) { return f * frame_size; },
-          [&](int half, int f, float sum) { fm[at.local_row(half) * frames + abs(f - fq[half])] += sum; });
+          s, k0, last, at.lane, whole, [=](int key) { return key / frame_size; }, [=](int f) { return f * frame_size; },
+          [&](int half, int f, float sum) { fm[at.local_row(half) * fs + abs(f - fq[half])] += sum; });
     }
   }
 
@@ -167,10 +172,10 @@ struct CoarseStatsPass {
       const int r = i / per_row, c = i % per_row, qr = at.q0 + r;
       if (qr >= shape.q_len) continue;
       float* out = per_query + shape.at(at.h, qr) * C + 4;
-      if (c < columns.frames) out[c] = frame_mass(at)[r * columns.frames + c];
+      if (c < columns.frames) out[c] = frame_mass(at)[r * Columns::stride(columns.frames) + c];
       else if (c < columns.frames + columns.rings)
-        out[c] = ring_mass(at)[r * columns.rings + c - columns.frames] / kMassUnit;
-      else out[c] = group_mass(at)[r * columns.groups + c - columns.frames - columns.rings];
+        out[c] = ring_mass(at)[r * Columns::stride(columns.rings) + c - columns.frames] / kMassUnit;
+      else out[c] = group_mass(at)[r * Columns::stride(columns.groups) + c - columns.frames - columns.rings];
     }
   }
 };

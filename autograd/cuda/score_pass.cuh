@@ -115,16 +115,30 @@ __device__ __forceinline__ void for_each_element(Fn fn) {
     for (int e = 0; e < 4; ++e) fn(n, e, e / 2);
 }
 
-// Per-thread sums of the tile's values over contiguous key segments (frames, key groups): for
-// each segment segment_of(k0) .. segment_of(last key of the tile), [begin(seg), begin(seg + 1))
-// in keys, the quad's sums of each of the thread's two rows, handed to add(half, segment, sum)
-// on the quad's first lane (one writer per row). Two divisions per tile, not one per key.
+// The sums of the tile's values over each of the thread's two rows, over the quad (every lane
+// gets them): values past the last key must be 0.
+__device__ __forceinline__ void row_sums(const ScoreTile& v, float (&sum)[2]) {
+  sum[0] = sum[1] = 0.0f;
+  for_each_element([&](int n, int e, int half) { sum[half] += v[0][n][e]; });
+  sum[0] = quad_sum(sum[0]);
+  sum[1] = quad_sum(sum[1]);
+}
+
+// The tile's sums over contiguous key segments (frames, key groups): for each segment
+// segment_of(k0) .. segment_of(last key of the tile), [begin(seg), begin(seg + 1)) in keys, the
+// quad's sums of each of the thread's two rows, handed to add(half, segment, sum) on the quad's
+// first lane (one writer per row). A tile inside one segment (most, at real sizes) takes its
+// row sums `whole`; two divisions per tile, none per key.
 template <class SegmentOf, class SegmentBegin, class Add>
-__device__ __forceinline__ void segment_sums(const ScoreTile& v, int k0, int last_key, int lane, SegmentOf segment_of,
-                                             SegmentBegin segment_begin, Add add) {
+__device__ __forceinline__ void segment_sums(const ScoreTile& v, int k0, int last_key, int lane, const float (&whole)[2],
+                                             SegmentOf segment_of, SegmentBegin segment_begin, Add add) {
   const int first = segment_of(k0), last = segment_of(min(k0 + kPassKeys - 1, last_key));
+  if (first == last) {
+    if (lane % 4 == 0) add(0, first, whole[0]), add(1, first, whole[1]);
+    return;
+  }
   for (int seg = first; seg <= last; ++seg) {
-    const int lo = segment_begin(seg), hi = min(segment_begin(seg + 1), last_key + 1);
+    const int lo = segment_begin(seg), hi = segment_begin(seg + 1);
     float sum[2] = {0.0f, 0.0f};
     for_each_element([&](int n, int e, int half) {
       const int key = k0 + fragment_col(n, e, lane);
@@ -192,20 +206,23 @@ class Carver {
   size_t bytes_ = 0;
 };
 
-// Count and mass (units of 2^-31) per bin: [rows][windows][NB][2] uint32 in shared memory.
-template <int W, int NB>
+// Count and, with kMass, mass (units of 2^-31) per bin: per row [windows][NB][1 or 2] uint32 in
+// shared memory. Rows are an odd number of words apart, so that the 8 rows one atomic of a warp
+// touches fall in 8 different banks (near-uniform rows put most keys in the same few bins).
+template <int W, int NB, bool kMass = true>
 struct Histogram {
-  static constexpr size_t kBytes = static_cast<size_t>(kPassRows) * W * NB * 2 * sizeof(uint32_t);
+  static constexpr int kWords = kMass ? 2 : 1, kRowWords = W * NB * kWords + 1;
+  static constexpr size_t kBytes = static_cast<size_t>(kPassRows) * kRowWords * sizeof(uint32_t);
   uint32_t* bins;
   __device__ void clear(int tid) const {
-    for (int i = tid; i < kPassRows * W * NB * 2; i += kPassThreads) bins[i] = 0;
+    for (int i = tid; i < kPassRows * kRowWords; i += kPassThreads) bins[i] = 0;
   }
   __device__ __forceinline__ void add(int row, int w, int b, float p) const {
-    uint32_t* at = bins + ((row * W + w) * NB + b) * 2;
+    uint32_t* at = bins + row * kRowWords + (w * NB + b) * kWords;
     atomicAdd(at, 1u);
-    atomicAdd(at + 1, __float2uint_rn(p * kMassUnit));
+    if constexpr (kMass) atomicAdd(at + 1, __float2uint_rn(p * kMassUnit));
   }
-  __device__ const uint32_t* row(int row, int w) const { return bins + (row * W + w) * NB * 2; }
+  __device__ const uint32_t* row(int row, int w) const { return bins + row * kRowWords + w * NB * kWords; }
 };
 
 // Where a target is crossed walking the bins of one histogram from the top: the bin, and the
@@ -217,13 +234,14 @@ struct Crossing {
 };
 
 // Crossed by mass (the running mass reaches target_mass, in 2^-31 units) or by count (the
-// running count reaches target_count), starting from what lies above the whole histogram.
-template <int NB>
+// running count reaches target_count), starting from what lies above the whole histogram; one
+// row of a Histogram of kWords words per bin (count-only histograms cross by count).
+template <int NB, int kWords = 2>
 __device__ Crossing find_crossing(const uint32_t* bins, bool by_count, uint64_t target_mass, uint32_t target_count,
                                   uint32_t count_above, uint64_t mass_above) {
   for (int b = NB - 1; b >= 0; --b) {
-    const uint32_t count = bins[2 * b];
-    const uint64_t mass = bins[2 * b + 1];
+    const uint32_t count = bins[kWords * b];
+    const uint64_t mass = kWords == 2 ? bins[kWords * b + 1] : 0;
     if (by_count ? count_above + count >= target_count : mass_above + mass >= target_mass)
       return {b, count_above, mass_above};
     count_above += count;

@@ -49,7 +49,7 @@ template <bool kFine>
 struct SelectPass {
   static constexpr bool kValues = false;
   static constexpr int NB = kFine ? kFineBins : kCoarseBins;
-  using Hist = Histogram<1, NB>;
+  using Hist = Histogram<1, NB, false>;  // counts only: the target is a count
   static constexpr size_t kSmemBytes = Hist::kBytes;
   SparseShape shape;
   SparseRows r;
@@ -76,7 +76,8 @@ struct SelectPass {
     if (q >= shape.q_len) return;
     const int64_t i = shape.at(at.h, q);
     if (kFine && shape.coarse[i] < 0) return;
-    const Crossing c = find_crossing<NB>(hist(at).row(at.tid, 0), true, 0, shape.keep, kFine ? shape.count_above[i] : 0, 0);
+    const Crossing c =
+        find_crossing<NB, Hist::kWords>(hist(at).row(at.tid, 0), true, 0, shape.keep, kFine ? shape.count_above[i] : 0, 0);
     // The fine histogram is always crossed: its members are the coarse bin's, which reach keep.
     if (kFine) shape.fine[i] = c.bin;
     else shape.coarse[i] = c.bin;
