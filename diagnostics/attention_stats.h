@@ -50,7 +50,7 @@ struct HeadStats {
 // head per thread; never holds an [N_q, N_k] map. Needs N_k >= 2 (entropy is normalised by
 // log N_k). With q and k on a CUDA device the same statistics come from the GPU kernels of
 // autograd/cuda/attention_stats_kernels.cuh (q and k as bf16; keys_for_90/95 within the error
-// bound stated there, 0.17% of the count plus one key at 32,760 keys).
+// bound stated there, 0.38% of the count plus one key at 32,760 keys).
 std::vector<HeadStats> attention_statistics(const Tensor& q, const Tensor& k, float scale,
                                             const std::vector<float>& temperature,
                                             const TokenGrid* grid,

@@ -26,7 +26,6 @@ struct Columns {
   // Words between rows of a per-row array of n in shared memory: odd, so that the rows one
   // instruction of a warp touches fall in different banks.
   __host__ __device__ static int stride(int n) { return n | 1; }
-  __host__ __device__ int row_words() const { return stride(frames) + stride(groups) + stride(rings); }
 };
 
 // What the statistics passes share: the lse pass's rows and the bottom of the coarse window,
@@ -49,8 +48,33 @@ struct CrossingArrays {
   unsigned long long* mass_above;
 };
 
+// A row's running sum over one key segment (a key group, a frame) at a time, added into the
+// row's column for that segment in `per_query` when the segment changes (a few times per row,
+// keys arriving in order) and at the end: one global read-modify-write per segment, by the one
+// lane that owns the row. per_query starts at zero.
+struct SegmentColumn {
+  float sum[2];
+  int seg[2];
+  __device__ void begin() { sum[0] = sum[1] = 0.0f, seg[0] = seg[1] = -1; }
+  // column(seg) is the per_query column the segment's mass goes to.
+  template <class Column>
+  __device__ void add(int half, int segment, float value, float* row, Column column) {
+    if (segment != seg[half]) {
+      flush(half, row, column);
+      seg[half] = segment;
+    }
+    sum[half] += value;
+  }
+  template <class Column>
+  __device__ void flush(int half, float* row, Column column) {
+    if (seg[half] >= 0 && row) row[column(seg[half])] += sum[half];
+    sum[half] = 0.0f;
+  }
+};
+
 // Pass 2: everything but the fine histograms. Shared memory: the coarse histogram, the warps'
-// per-key sums of one tile, and per row the mass by frame distance, by key group and by ring.
+// per-key sums of one tile, and per row the mass by ring; mass by key group (the pooled map) and
+// by frame distance go straight to per_query (SegmentColumn).
 struct CoarseStatsPass {
   static constexpr bool kValues = false;
   using Hist = Histogram<1, kCoarseBins>;
@@ -64,21 +88,29 @@ struct CoarseStatsPass {
   float lse[2], entropy[2];
   Window window[2];
   int fq[2], hq[2], wq[2], own_frame[2];  // the query's frame, row, column; its frame's first key
+  SegmentColumn groups, frames;
 
   static size_t smem_bytes(const Columns& c) {
-    return Hist::kBytes + (4 * kPassKeys + static_cast<size_t>(kPassRows) * c.row_words()) * 4;
+    return Hist::kBytes + (4 * kPassKeys + static_cast<size_t>(kPassRows) * Columns::stride(c.rings)) * 4;
   }
+  // The query's per_query row, null past the last query.
+  __device__ float* out_row(const PassPlace& at, int half) const {
+    const int q = at.query(half);
+    return q < shape.q_len ? per_query + shape.at(at.h, q) * columns.count() : nullptr;
+  }
+  __device__ int group_column(int g) const { return columns.totals() + g; }
+  __device__ int frame_column(int half, int f) const { return 4 + abs(f - fq[half]); }
   __device__ Hist hist(const PassPlace& at) const { return {reinterpret_cast<uint32_t*>(at.smem)}; }
   __device__ float* column_sums(const PassPlace& at) const { return reinterpret_cast<float*>(at.smem + Hist::kBytes); }
-  __device__ float* frame_mass(const PassPlace& at) const { return column_sums(at) + 4 * kPassKeys; }
-  __device__ float* group_mass(const PassPlace& at) const { return frame_mass(at) + kPassRows * Columns::stride(columns.frames); }
   __device__ uint32_t* ring_mass(const PassPlace& at) const {
-    return reinterpret_cast<uint32_t*>(group_mass(at) + kPassRows * Columns::stride(columns.groups));
+    return reinterpret_cast<uint32_t*>(column_sums(at) + 4 * kPassKeys);
   }
 
   __device__ void begin(const PassPlace& at) {
     hist(at).clear(at.tid);
-    for (int i = at.tid; i < kPassRows * columns.row_words(); i += kPassThreads) frame_mass(at)[i] = 0.0f;  // rings: 0 bits
+    for (int i = at.tid; i < kPassRows * Columns::stride(columns.rings); i += kPassThreads) ring_mass(at)[i] = 0;
+    groups.begin();
+    frames.begin();
     const int frame_size = height * width;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
@@ -108,21 +140,17 @@ struct CoarseStatsPass {
       s[0][n][e] = p;
     });
     add_key_mass(at, s, k0);
-    const int last = shape.k_len - 1, groups = columns.groups, k_len = shape.k_len, gs = Columns::stride(groups);
-    float* gm = group_mass(at);
+    const int last = shape.k_len - 1, group_count = columns.groups, k_len = shape.k_len;
     float whole[2];
     row_sums(s, whole);
     segment_sums(
-        s, k0, last, at.lane, whole, [=](int key) { return ((key + 1) * groups - 1) / k_len; },
-        [=](int g) { return g * k_len / groups; },
-        [&](int half, int g, float sum) { gm[at.local_row(half) * gs + g] += sum; });
-    if (columns.frames) {
-      float* fm = frame_mass(at);
-      const int fs = Columns::stride(columns.frames);
+        s, k0, last, at.lane, whole, [=](int key) { return ((key + 1) * group_count - 1) / k_len; },
+        [=](int g) { return g * k_len / group_count; },
+        [&](int half, int g, float sum) { groups.add(half, g, sum, out_row(at, half), [&](int x) { return group_column(x); }); });
+    if (columns.frames)
       segment_sums(
           s, k0, last, at.lane, whole, [=](int key) { return key / frame_size; }, [=](int f) { return f * frame_size; },
-          [&](int half, int f, float sum) { fm[at.local_row(half) * fs + abs(f - fq[half])] += sum; });
-    }
+          [&](int half, int f, float sum) { frames.add(half, f, sum, out_row(at, half), [&](int x) { return frame_column(half, x); }); });
   }
 
   // Each key's mass over the block's queries: within a warp over its 16 rows by shuffles, then
@@ -167,15 +195,16 @@ struct CoarseStatsPass {
       crossing.count_above[i] = c.count_above;
       crossing.mass_above[i] = c.mass_above;
     }
-    const int per_row = columns.frames + columns.groups + columns.rings;
-    for (int i = at.tid; i < kPassRows * per_row; i += kPassThreads) {
-      const int r = i / per_row, c = i % per_row, qr = at.q0 + r;
-      if (qr >= shape.q_len) continue;
-      float* out = per_query + shape.at(at.h, qr) * C + 4;
-      if (c < columns.frames) out[c] = frame_mass(at)[r * Columns::stride(columns.frames) + c];
-      else if (c < columns.frames + columns.rings)
-        out[c] = ring_mass(at)[r * Columns::stride(columns.rings) + c - columns.frames] / kMassUnit;
-      else out[c] = group_mass(at)[r * Columns::stride(columns.groups) + c - columns.frames - columns.rings];
+    if (at.lane % 4 == 0)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        groups.flush(half, out_row(at, half), [&](int x) { return group_column(x); });
+        frames.flush(half, out_row(at, half), [&](int x) { return frame_column(half, x); });
+      }
+    for (int i = at.tid; i < kPassRows * columns.rings; i += kPassThreads) {
+      const int r = i / columns.rings, c = i % columns.rings, qr = at.q0 + r;
+      if (qr < shape.q_len)
+        per_query[shape.at(at.h, qr) * C + 4 + columns.frames + c] = ring_mass(at)[r * Columns::stride(columns.rings) + c] / kMassUnit;
     }
   }
 };
@@ -327,6 +356,9 @@ std::string run(const AttentionStatsProblem& pr, double* sums, unsigned long lon
   lse.lse2 = w.lse2, lse.max2 = w.max2, lse.q_len = pr.q_len;
   if (std::string err = launch_score_pass<HD>(params, lse, LsePass::kSmemBytes, stream, "attention statistics' lse pass"); !err.empty())
     return err;
+  // The coarse pass adds the pooled map's and the frame distances' columns into per_query.
+  e = cudaMemsetAsync(w.per_query, 0, static_cast<size_t>(pr.heads) * pr.q_len * columns.count() * sizeof(float), stream);
+  if (e != cudaSuccess) return std::string("attention statistics (CUDA): ") + cudaGetErrorString(e);
   CoarseStatsPass coarse{};
   coarse.shape = shape, coarse.columns = columns, coarse.height = pr.height, coarse.width = pr.width;
   coarse.sink_threshold = pr.sink_threshold, coarse.per_query = w.per_query, coarse.key_mass = key_mass;

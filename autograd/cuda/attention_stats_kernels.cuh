@@ -10,14 +10,14 @@
 // crosses 90% and 95%; (4) the sums over queries in double, in a fixed order. Deterministic:
 // integer atomics only, every float sum in a fixed order.
 //
-// Keys holding 90% (95%): the coarse window is [log2(0.04 / Nk), log2 max p] in kCoarseBins
-// bins (score_pass.cuh: 128; keys below it hold less than 4% of the mass, so both crossings lie inside), each crossed
-// bin is cut into kFineBins (64); inside the crossed fine bin, whose probabilities lie within a factor
-// r = 2^(w) of each other (w its width in log2 units), the count is interpolated as
-// ceil(needed mass / the bin's mean probability). The exact count k and the estimate differ by
-// at most (r - 1) k + 1 keys; w <= log2(25 max p Nk) / (kCoarseBins kFineBins), i.e. r - 1 <=
-// 0.17% at 32,760 keys. Probabilities enter the histograms in units of 2^-31 (rounded), which
-// moves a row's running mass by at most Nk 2^-32.
+// Keys holding 90% (95%): the coarse window is [log2(0.04 / Nk), log2 max p] in kCoarseBins (64,
+// score_pass.cuh) bins (keys below it hold less than 4% of the mass, so both crossings lie
+// inside); each crossed bin is cut into kFineBins (56). Inside the crossed fine bin, whose
+// probabilities lie within a factor r = 2^w of each other (w its width in log2 units), the
+// count is interpolated as ceil(needed mass / the bin's mean probability). The exact count k
+// and the estimate differ by at most (r - 1) k + 1 keys, with w <= log2(25 max p Nk) / (64 * 56):
+// r - 1 <= 0.38% at 32,760 keys. Probabilities enter the histograms in units of 2^-31
+// (rounded), which moves a row's running mass by at most Nk 2^-32.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 

@@ -28,7 +28,9 @@ namespace vdit::cuda::attn {
 constexpr int kPassRows = 64, kPassKeys = 64, kPassThreads = 128, kPassTiles = kPassKeys / 8;
 constexpr float kPassLog2e = 1.4426950408889634f;
 constexpr float kMassUnit = 2147483648.0f;  // 2^31: p = 1 and a row's total fit a uint32
-constexpr int kCoarseBins = 128, kFineBins = 64;  // the two histograms' bins
+// The two histograms' bins: 64 x 56 levels, small enough that the statistics' passes run two
+// blocks per SM (the fine pass holds 2 x 56 bins per row).
+constexpr int kCoarseBins = 64, kFineBins = 56;
 
 struct PassParams {
   const bf16* q;  // [Nq, H, HD]

@@ -5,12 +5,12 @@
 //
 // The keep-th largest probability is found as the attention statistics find their order
 // statistics (attention_stats_kernels.cuh): a log-sum-exp pass, a coarse histogram of log2 p
-// over [log2 max p - 40, log2 max p] in 128 bins, a fine one of 64 bins inside the coarse bin
+// over [log2 max p - 40, log2 max p] in 64 bins, a fine one of 56 bins inside the coarse bin
 // where the running count from the top reaches `keep`; then the crossed fine bin's members (up
 // to 32) are collected and sorted by probability, then lower key index, as the CPU breaks
 // ties. So a query keeps exactly its `keep` most probable keys (by the GPU's own probabilities)
 // unless its crossed fine bin has more than 32 members, whose probabilities then lie within a
-// factor 2^(40 / (128 * 64)) (0.34%) of each other: that bin is kept whole. Keys below
+// factor 2^(40 / (64 * 56)) (0.78%) of each other: that bin is kept whole. Keys below
 // 2^-40 max p are dropped when `keep` keys lie above them (they hold less than Nk 2^-40 of the
 // mass), kept otherwise. Probabilities enter the P V product as bf16, as in the dense forward.
 #include <cuda_bf16.h>
