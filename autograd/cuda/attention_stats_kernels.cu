@@ -238,7 +238,7 @@ struct FineCountPass {
     for_each_element([&](int n, int e, int half) {
       const float log2p = s[0][n][e] - lse[half];
       const int b = window[half].bin<kCoarseBins>(log2p);
-      if (b < 0) return;
+      if (b < 0 || (b != coarse[half][0] && b != coarse[half][1])) return;  // most keys: no exp, no atomic
       const float p = exp2_approx(log2p);
       const int fine = window[half].fine_bin<kFineBins>(log2p, b);
 #pragma unroll
