@@ -16,6 +16,7 @@
 // - sampled latents 3e-2: four Euler steps, each adding a velocity accurate to 2e-2.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "autograd/cuda_backend.h"
@@ -175,6 +176,19 @@ TEST_F(CudaCommands, RecomputeFrozenChangesNothingOnTheGpu) {
   EXPECT_EQ(testing::step_records(dir_ / "recomputed"), testing::step_records(dir_ / "stored"));
   EXPECT_EQ(testing::dataset_bits(dir_ / "recomputed/checkpoint-000002/model.h5"),
             testing::dataset_bits(dir_ / "stored/checkpoint-000002/model.h5"));
+}
+
+// A NaN in the weights (the data is checked on reading; a model is not) stops a GPU run as it
+// stops a CPU one, naming the step.
+TEST_F(CudaCommands, NonFiniteLossStopsTheRun) {
+  VDIT_REQUIRE_GPU();
+  ParameterMap p = load_model(dir_ / "model.h5").params;
+  p["head.head.bias"].data()[0] = NAN;
+  save_model(dir_ / "model.h5", gpu_tiny_config(), p, ModelFormat::H5);
+  const testing::CommandResult r = testing::run_vditkit(training("retrain", "run", "cuda", "--layers 1 --steps 3"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("step 1: the loss is "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("nan"), std::string::npos) << r.output;
 }
 
 // A checkpoint written on one device continues on the other: the step after it matches the step
