@@ -294,6 +294,26 @@ TEST(RetrainCommand, FlagsReachTheRun) {
   EXPECT_EQ(bits(frozen), bits(load_model(dir / "model.h5").params.at("blocks.0.ffn.0.weight").to_bf16().to_f32()));
 }
 
+// Wan's initialisation zeroes the output head, so no block of a created model gets a gradient;
+// `create --head-std` draws the head instead (what a demo of retraining needs).
+TEST(RetrainCommand, CreatedModelGetsGradientsWithARandomHead) {
+  ScratchDir dir;
+  ASSERT_EQ(run_vditkit("make-data --preset tiny --samples 2 --out " + dir / "data.h5").exit_code, 0);
+  for (const std::string head : {"0", "0.02"}) {
+    const std::string model = dir / ("model-" + head + ".h5"), run = dir / ("run-" + head);
+    ASSERT_EQ(run_vditkit("create --preset tiny --layers 2 --head-std " + head + " --out " + model).exit_code, 0);
+    const testing::CommandResult r = run_vditkit("retrain --model " + model + " --data " + dir / "data.h5" +
+                                                 " --layers 0 --steps 1 --no-diagnostics --out " + run);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    std::ifstream in(train_log_path(run));
+    std::string line;
+    std::getline(in, line);
+    const double grad_norm = nlohmann::json::parse(line)["grad_norm"];
+    if (head == "0") EXPECT_EQ(grad_norm, 0.0);
+    else EXPECT_GT(grad_norm, 0.0);
+  }
+}
+
 TEST(RetrainCommand, ResumeRejectsAConflictingFlag) {
   ScratchDir dir;
   write_model_and_data(dir);
