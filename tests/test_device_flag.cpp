@@ -19,6 +19,7 @@ const std::vector<std::string> kCommands = {
     "retrain --model m.h5 --data d.h5 --out run",
     "tune-temperature --model m.h5 --data d.h5 --out run",
     "sample --model m.h5 --out x.h5",
+    "diagnose --model m.h5 --data d.h5 --out report",
 };
 
 void expect_one_line_usage_error(const std::string& args, const std::string& text) {
