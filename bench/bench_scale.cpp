@@ -2,8 +2,10 @@
 // retrain` run on 1 rank and on N ranks (mpirun), and the time each step spends in the
 // gradient sum across ranks, read from the runs' own logs.
 //
-// CPU (default): N = 2 ranks at the same total threads as the 1-rank run (T threads against 2
-// ranks of T/2), on the same global batch: efficiency = N-rank throughput / 1-rank throughput.
+// CPU (default): N = 2 ranks of T/2 threads on the same global batch as 1 rank of T threads
+// (equal total threads: efficiency = N-rank throughput / 1-rank throughput) and as 1 rank of
+// T/2 threads (scaling = N-rank throughput / (N x that)). On a shared machine the 1-rank runs
+// of several threads suffer most from other jobs: their OpenMP threads wait for each other.
 // GPUs (VDITKIT_SCALE_DEVICE=cuda): each rank its own GPU with a batch of 2, N =
 // VDITKIT_SCALE_RANKS (default 2): efficiency = N-rank throughput / (N x 1-rank throughput).
 #include <omp.h>
@@ -78,8 +80,8 @@ void run_scale() {
   const int threads = omp_get_max_threads();
   const int rank_threads = std::max(1, threads / ranks);
 
-  // CPU: a 4-block model of width 512 at 256 tokens, blocks 1-3 trained (13.9M parameters,
-  // 56 MB of gradients a step). GPU: 8 blocks of the 1.3B shapes at 1,024 tokens, 4-7 trained.
+  // CPU: a 4-block model of width 512 at 256 tokens, blocks 1-3 trained (about 12.6M
+  // parameters, 50 MB of gradients a step). GPU: 8 blocks of the 1.3B shapes at 1,024 tokens, 4-7 trained.
   VDiTConfig config = VDiTConfig::wan_1_3b();
   Shape latents{16, 4, 32, 32};
   std::string layers = "4-7";
@@ -116,6 +118,8 @@ void run_scale() {
   const int64_t one_batch = gpus ? per_rank_batch : 4, many_batch = gpus ? per_rank_batch * ranks : 4;
   const RunFigures one = run_ranks(args(one_batch), dir / "one", 1, gpus ? rank_threads : threads, one_batch);
   const RunFigures many = run_ranks(args(many_batch), dir / "many", ranks, rank_threads, many_batch);
+  const RunFigures one_rank_threads =
+      gpus ? one : run_ranks(args(one_batch), dir / "one-narrow", 1, rank_threads, one_batch);
   fs::remove_all(dir);
 
   report("scale_device", gpus ? "cuda (one GPU per rank)" : "cpu");
@@ -126,7 +130,11 @@ void run_scale() {
   report("scale_global_batch_nrank", static_cast<double>(many_batch));
   report("scale_1rank_samples_per_s", one.samples_per_s);
   report("scale_nrank_samples_per_s", many.samples_per_s);
-  report("scale_efficiency", many.samples_per_s / (gpus ? ranks * one.samples_per_s : one.samples_per_s));
+  if (!gpus) {
+    report("scale_1rank_samples_per_s_at_threads_per_rank", one_rank_threads.samples_per_s);
+    report("scale_efficiency_equal_total_threads", many.samples_per_s / one.samples_per_s);
+  }
+  report("scale_efficiency", many.samples_per_s / (ranks * one_rank_threads.samples_per_s));
   report("scale_gradient_sum_s_per_step", many.sum_seconds);
   report("scale_gradient_sum_share_of_step", many.sum_seconds * many.samples_per_s / static_cast<double>(many_batch));
 }
