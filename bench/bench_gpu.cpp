@@ -1,8 +1,10 @@
 // GPU figures (issue 13) at the Wan2.1-1.3B shapes, 4,096 and 32,760 tokens: one block forward +
-// backward with all its parameters trainable, the 30-block forward without gradients, attention
-// forward + backward alone, the largest GEMM of a block; each beside PyTorch's (bench/torch_gpu.py,
+// backward with all its parameters trainable, the 30-block forward without gradients (both with
+// the attention VDITKIT_CUDA_ATTENTION picks), attention forward + backward alone (our kernel, and
+// cuDNN's where built in), the largest GEMM of a block; each beside PyTorch's (bench/torch_gpu.py,
 // bf16 and scaled_dot_product_attention) from the same run, as the ratio PyTorch time / ours.
 // PyTorch runs first, in a child process, before this process's allocator holds any GPU memory.
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -17,6 +19,7 @@
 #include "layers/init.h"
 #include "layers/vdit.h"
 #if VDITKIT_CUDA
+#include "autograd/cuda/attention_cudnn.h"
 #include "autograd/cuda/cublaslt.h"
 #endif
 
@@ -35,6 +38,7 @@ const std::vector<Shapes> kShapes = {{{4, 32, 32}}, {{21, 30, 52}}};
 
 struct Figures {
   double block_ms = 0, forward_ms = 0, attention_ms = 0, gemm_ms = 0;
+  double cudnn_attention_ms = 0;  // ours only; 0 where cuDNN is not built in or cannot run the shape
 };
 
 double attention_tflop(int64_t tokens, const VDiTConfig& c) {  // forward 4 B H N^2 hd, backward 2.5x
@@ -81,19 +85,32 @@ double full_forward_ms(const VDiT& model, const VDiTConfig& config, const Shapes
   return gpu_ms([&] { model.forward(latents, {500.0}, context); }, 3);
 }
 
-// Through the autograd op, as the model calls it; the output's gradient is seeded directly.
-double attention_ms(const VDiTConfig& config, const Shapes& s, Rng& rng) {
+// Through the autograd op, as the model calls it, with VDITKIT_CUDA_ATTENTION=kernel (own or
+// cudnn); the output's gradient is seeded directly. 0, reported, where that kernel cannot run.
+double attention_ms(const VDiTConfig& config, const Shapes& s, Rng& rng, const std::string& kernel) {
+  const char* before = std::getenv("VDITKIT_CUDA_ATTENTION");
+  const std::string saved = before ? before : "";
+  setenv("VDITKIT_CUDA_ATTENTION", kernel.c_str(), 1);
   const Shape shape = {1, s.tokens(), config.num_heads, config.head_dim()};
   Tensor q = on_gpu(rng.normal_tensor(shape), DType::BF16), k = on_gpu(rng.normal_tensor(shape), DType::BF16),
          v = on_gpu(rng.normal_tensor(shape), DType::BF16);
   for (Tensor* t : {&q, &k, &v}) t->set_requires_grad(true);
   const Tensor dout = on_gpu(rng.normal_tensor(shape), DType::F32);
-  return gpu_ms([&] {
-    for (Tensor* t : {&q, &k, &v}) t->zero_grad();
-    Tensor out = attention(q, k, v);
-    cuda_backend().copy(out.grad_ref()->buffer(), kGpu, dout.storage(), kGpu, static_cast<size_t>(dout.storage_bytes()));
-    Tape::run_backward();
-  }, 5);
+  double ms = 0;
+  try {
+    ms = gpu_ms([&] {
+      for (Tensor* t : {&q, &k, &v}) t->zero_grad();
+      Tensor out = attention(q, k, v);
+      cuda_backend().copy(out.grad_ref()->buffer(), kGpu, dout.storage(), kGpu, static_cast<size_t>(dout.storage_bytes()));
+      Tape::run_backward();
+    }, 5);
+  } catch (const Error& e) {
+    Tape::clear();
+    report("gpu_attention_" + kernel, std::string("skipped: ") + e.what());
+  }
+  if (before) setenv("VDITKIT_CUDA_ATTENTION", saved.c_str(), 1);
+  else unsetenv("VDITKIT_CUDA_ATTENTION");
+  return ms;
 }
 
 double gemm_ms(const VDiTConfig& config, const Shapes& s) {
@@ -138,7 +155,9 @@ void print_table(const VDiTConfig& config, const std::vector<Figures>& ours, con
     };
     row("block forward+backward (ms)", o.block_ms, p ? p->block_ms : 0, 0);
     row("30-block forward (ms)", o.forward_ms, p ? p->forward_ms : 0, 0);
-    row("attention fwd+bwd (TFLOP/s)", o.attention_ms, p ? p->attention_ms : 0, attention_tflop(n, config));
+    row("attention fwd+bwd own (TFLOP/s)", o.attention_ms, p ? p->attention_ms : 0, attention_tflop(n, config));
+    if (o.cudnn_attention_ms > 0)
+      row("attention fwd+bwd cuDNN (TFLOP/s)", o.cudnn_attention_ms, p ? p->attention_ms : 0, attention_tflop(n, config));
     row("largest bf16 GEMM (TFLOP/s)", o.gemm_ms, p ? p->gemm_ms : 0, gemm_tflop(n, config));
   }
   std::cout << t.str() << std::flush;
@@ -160,8 +179,14 @@ void run_gpu() {
     const std::string n = std::to_string(kShapes[i].tokens());
     ours[i].block_ms = block_forward_backward_ms(config, kShapes[i], rng);
     report("gpu_block_fwd_bwd_ms_" + n, ours[i].block_ms);
-    ours[i].attention_ms = attention_ms(config, kShapes[i], rng);
+    ours[i].attention_ms = attention_ms(config, kShapes[i], rng, "own");
     report("gpu_attention_fwd_bwd_ms_" + n, ours[i].attention_ms);
+#if VDITKIT_CUDA
+    if (cuda::cudnn_attention_built()) {
+      ours[i].cudnn_attention_ms = attention_ms(config, kShapes[i], rng, "cudnn");
+      report("gpu_cudnn_attention_fwd_bwd_ms_" + n, ours[i].cudnn_attention_ms);
+    }
+#endif
     ours[i].gemm_ms = gemm_ms(config, kShapes[i]);
     report("gpu_gemm_ms_" + n, ours[i].gemm_ms);
   }
