@@ -344,6 +344,15 @@ cudnnHandle_t handle(int device) {
   return h;
 }
 
+// The largest workspace a plan may take: a quarter of the device's memory. The deterministic
+// backward on Hopper (before cuDNN 9.25) keeps dP in its workspace, B H Nq Nk 2 bytes, quadratic
+// in tokens (26 GB at Wan2.1's 32,760); past this our backward runs instead.
+int64_t max_workspace_bytes(int device) {
+  size_t free = 0, total = 0;
+  VDIT_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return static_cast<int64_t>(total / 4);
+}
+
 float resolved_scale(const AttentionShape& s, float scale) {
   return scale != 0.0f ? scale : 1.0f / std::sqrt(static_cast<float>(s.head_dim));
 }
@@ -371,6 +380,9 @@ const Entry& entry(const AttentionShape& s, float scale, Direction direction, in
     check(cudnnBackendGetAttribute(built->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, nullptr,
                                    &built->workspace_bytes),
           "cudnnBackendGetAttribute(CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE)");
+    if (built->workspace_bytes > max_workspace_bytes(device))
+      throw Unsupported{"the cuDNN plan needs " + std::to_string(built->workspace_bytes >> 20) +
+                        " MiB of workspace, more than a quarter of the device's memory"};
   } catch (const Unsupported& u) {
     built->plan = nullptr;
     built->unsupported = u.why;

@@ -15,7 +15,8 @@
 //
 // Each function returns false, with the reason in *why (the failing cuDNN call, its status and
 // cuDNN's last error message), when no plan can be built for the case: cuDNN has no
-// (deterministic) engine for the shape, rejects the graph, or the build has no cuDNN; the caller
+// (deterministic) engine for the shape, rejects the graph, the plan's workspace would exceed a
+// quarter of the device's memory, or the build has no cuDNN; the caller
 // then runs our kernel or, when cuDNN was demanded, reports why. Running a built plan that fails
 // throws vdit::Error naming the call.
 #include <string>
