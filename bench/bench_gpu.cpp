@@ -113,6 +113,24 @@ double attention_ms(const VDiTConfig& config, const Shapes& s, Rng& rng, const s
   return ms;
 }
 
+#if VDITKIT_CUDA
+// One line: the batch items, heads and workspace of each cuDNN attention launch, both directions.
+std::string cudnn_plans(const VDiTConfig& config, const Shapes& s) {
+  const cuda::AttentionShape shape{1, s.tokens(), s.tokens(), config.num_heads, config.head_dim()};
+  std::ostringstream line;
+  for (bool backward : {false, true}) {
+    const cuda::CudnnAttentionPlan p = cuda::cudnn_attention_plan(shape, 0.0f, backward, 0);
+    line << (backward ? "; backward " : "forward ");
+    if (p.available)
+      line << p.batch_per_launch << " x " << p.heads_per_launch << " heads per launch, "
+           << (p.workspace_bytes >> 20) << " MiB workspace";
+    else
+      line << "not on cuDNN (" << p.why << ")";
+  }
+  return line.str();
+}
+#endif
+
 double gemm_ms(const VDiTConfig& config, const Shapes& s) {
 #if VDITKIT_CUDA
   return cuda::time_bf16_gemm(s.tokens(), config.ffn_dim, config.dim, 10, 0);
@@ -185,6 +203,7 @@ void run_gpu() {
     if (cuda::cudnn_attention_built()) {
       ours[i].cudnn_attention_ms = attention_ms(config, kShapes[i], rng, "cudnn");
       report("gpu_cudnn_attention_fwd_bwd_ms_" + n, ours[i].cudnn_attention_ms);
+      report("gpu_cudnn_attention_plans_" + n, cudnn_plans(config, kShapes[i]));
     }
 #endif
     ours[i].gemm_ms = gemm_ms(config, kShapes[i]);

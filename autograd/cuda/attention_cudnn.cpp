@@ -9,7 +9,9 @@
 #include <cudnn.h>
 
 #include <array>
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <map>
@@ -198,20 +200,21 @@ class GraphBuilder {
 // Variant-pack ids of the tensors the caller binds.
 enum Uid : int64_t { kQ = 1, kK, kV, kO, kStats, kScale, kDO, kDQ, kDK, kDV, kOne };
 
-// Logical [B, H, S, D] views of our [B, S, H, D] tensors, and the graphs' other shapes.
+// Logical [B, H, S, D] views of `batch` items and `heads` heads of our [B, S, H, D] tensors (a
+// group of heads is the same strides at a pointer offset), and the graphs' other shapes.
 struct Layout {
   Dims q, q_strides, kt, kt_strides, v, v_strides, vt, vt_strides;  // kt, vt: K, V transposed
   Dims scores, scores_strides, scores_t, scores_t_strides;          // [B, H, Nq, Nk] and transposed
-  Dims rows, rows_strides;                                          // one value per query
+  Dims rows, rows_strides, stats_strides;  // one value per query: intermediates, and the lse [B, H, Nq]
 
-  explicit Layout(const AttentionShape& s) {
-    const int64_t b = s.batch, h = s.heads, nq = s.q_len, nk = s.k_len, d = s.head_dim;
-    q = {b, h, nq, d}, q_strides = {nq * h * d, d, h * d, 1};
-    v = {b, h, nk, d}, v_strides = {nk * h * d, d, h * d, 1};
-    kt = vt = {b, h, d, nk}, kt_strides = vt_strides = {nk * h * d, d, 1, h * d};
+  Layout(const AttentionShape& s, int64_t b, int64_t h) {
+    const int64_t all_heads = s.heads, nq = s.q_len, nk = s.k_len, d = s.head_dim;
+    q = {b, h, nq, d}, q_strides = {nq * all_heads * d, d, all_heads * d, 1};
+    v = {b, h, nk, d}, v_strides = {nk * all_heads * d, d, all_heads * d, 1};
+    kt = vt = {b, h, d, nk}, kt_strides = vt_strides = {nk * all_heads * d, d, 1, all_heads * d};
     scores = {b, h, nq, nk}, scores_strides = {h * nq * nk, nq * nk, nk, 1};
     scores_t = {b, h, nk, nq}, scores_t_strides = {h * nq * nk, nq * nk, 1, nk};
-    rows = {b, h, nq, 1}, rows_strides = {h * nq, nq, 1, 1};
+    rows = {b, h, nq, 1}, rows_strides = {h * nq, nq, 1, 1}, stats_strides = {all_heads * nq, nq, 1, 1};
   }
 };
 
@@ -227,7 +230,7 @@ void forward_graph(GraphBuilder& g, const Layout& l) {
   auto e = g.pointwise(CUDNN_POINTWISE_EXP, shifted, nullptr, g.temp(l.scores, l.scores_strides));
   auto sum = g.reduction(CUDNN_REDUCE_TENSOR_ADD, e, g.temp(l.rows, l.rows_strides));
   auto log_sum = g.pointwise(CUDNN_POINTWISE_LOG, sum, nullptr, g.temp(l.rows, l.rows_strides));
-  g.pointwise(CUDNN_POINTWISE_ADD, max, log_sum, g.tensor(kStats, l.rows, l.rows_strides, CUDNN_DATA_FLOAT));
+  g.pointwise(CUDNN_POINTWISE_ADD, max, log_sum, g.tensor(kStats, l.rows, l.stats_strides, CUDNN_DATA_FLOAT));
   // P enters the second GEMM in bf16, as in every flash-attention kernel.
   auto p = g.pointwise(CUDNN_POINTWISE_DIV, e, sum, g.temp(l.scores, l.scores_strides, bf16));
   g.matmul(p, v, g.tensor(kO, l.q, l.q_strides, bf16));
@@ -240,7 +243,7 @@ void backward_graph(GraphBuilder& g, const Layout& l) {
   const auto bf16 = CUDNN_DATA_BFLOAT16;
   auto q = g.tensor(kQ, l.q, l.q_strides, bf16), kt = g.tensor(kK, l.kt, l.kt_strides, bf16),
        vt = g.tensor(kV, l.vt, l.vt_strides, bf16), o = g.tensor(kO, l.q, l.q_strides, bf16),
-       d_o = g.tensor(kDO, l.q, l.q_strides, bf16), stats = g.tensor(kStats, l.rows, l.rows_strides, CUDNN_DATA_FLOAT),
+       d_o = g.tensor(kDO, l.q, l.q_strides, bf16), stats = g.tensor(kStats, l.rows, l.stats_strides, CUDNN_DATA_FLOAT),
        scale = g.scalar(kScale), one = g.scalar(kOne);
   // rowsum(dO * O), times 1 where dropout would put its inverse scale.
   auto d_o_o = g.pointwise(CUDNN_POINTWISE_MUL, d_o, o, g.temp(l.q, l.q_strides));
@@ -344,25 +347,31 @@ cudnnHandle_t handle(int device) {
   return h;
 }
 
-// The largest workspace a plan may take: a quarter of the device's memory. The deterministic
-// backward on Hopper (before cuDNN 9.25) keeps dP in its workspace, B H Nq Nk 2 bytes, quadratic
-// in tokens (26 GB at Wan2.1's 32,760); past this our backward runs instead.
-int64_t max_workspace_bytes(int device) {
-  size_t free = 0, total = 0;
-  VDIT_CUDA_CHECK(cudaMemGetInfo(&free, &total));
-  return static_cast<int64_t>(total / 4);
+// VDITKIT_CUDNN_WORKSPACE_MIB (default 4096): the most workspace one launch may take. The
+// deterministic backward on Hopper (before cuDNN 9.25) keeps dP there, Nq Nk 2 bytes per batch item
+// and head (2 GiB per head at Wan2.1's 32,760 tokens, 26 GB for its 12 heads), so the backward runs
+// over groups of heads that fit.
+int64_t workspace_cap() {
+  const char* env = std::getenv("VDITKIT_CUDNN_WORKSPACE_MIB");
+  if (!env || !*env) return int64_t{4096} << 20;
+  char* end = nullptr;
+  const long long mib = std::strtoll(env, &end, 10);
+  VDIT_CHECK(*end == '\0' && mib > 0, "VDITKIT_CUDNN_WORKSPACE_MIB=" << env << ": expected a positive number of MiB");
+  return static_cast<int64_t>(mib) << 20;
 }
 
 float resolved_scale(const AttentionShape& s, float scale) {
   return scale != 0.0f ? scale : 1.0f / std::sqrt(static_cast<float>(s.head_dim));
 }
 
-// The cached entry of (device, shape, scale, direction), built on first use.
-const Entry& entry(const AttentionShape& s, float scale, Direction direction, int device) {
-  using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, uint32_t, Direction>;
+// The cached plan for launches over `batch` items and `heads` heads of the op's tensors, built on
+// first use.
+const Entry& entry(const AttentionShape& s, float scale, Direction direction, int device, int64_t batch,
+                   int64_t heads) {
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, uint32_t, Direction, int64_t, int64_t>;
   uint32_t scale_bits = 0;
   std::memcpy(&scale_bits, &scale, sizeof scale_bits);
-  const Key key{device, s.batch, s.q_len, s.k_len, s.heads, s.head_dim, scale_bits, direction};
+  const Key key{device, s.batch, s.q_len, s.k_len, s.heads, s.head_dim, scale_bits, direction, batch, heads};
   static std::mutex mutex;
   static auto* cache = new std::map<Key, std::unique_ptr<Entry>>;  // never destroyed, as handles
   std::lock_guard<std::mutex> lock(mutex);
@@ -373,16 +382,13 @@ const Entry& entry(const AttentionShape& s, float scale, Direction direction, in
   DeviceGuard guard(device);
   try {
     GraphBuilder g(built->descriptors);
-    const Layout layout(s);
+    const Layout layout(s, batch, heads);
     if (direction == Direction::forward) forward_graph(g, layout);
     else backward_graph(g, layout);
     built->plan = choose_plan(built->descriptors, h, g.finish(h));
     check(cudnnBackendGetAttribute(built->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, nullptr,
                                    &built->workspace_bytes),
           "cudnnBackendGetAttribute(CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE)");
-    if (built->workspace_bytes > max_workspace_bytes(device))
-      throw Unsupported{"the cuDNN plan needs " + std::to_string(built->workspace_bytes >> 20) +
-                        " MiB of workspace, more than a quarter of the device's memory"};
   } catch (const Unsupported& u) {
     built->plan = nullptr;
     built->unsupported = u.why;
@@ -392,6 +398,45 @@ const Entry& entry(const AttentionShape& s, float scale, Direction direction, in
   }
   e = std::move(built);
   return *e;
+}
+
+// How the op runs on cuDNN: one plan over all batch items and heads where its workspace fits the
+// cap, else over one batch item and the most heads (a divisor of H) that fit, launched per group.
+struct Groups {
+  const Entry* entry = nullptr;  // null when cuDNN cannot run the case within the cap
+  int64_t batch = 0, heads = 0;
+  std::string why;
+};
+
+Groups groups(const AttentionShape& s, float scale, Direction direction, int device) {
+  const int64_t cap = workspace_cap();
+  const Entry& all = entry(s, scale, direction, device, s.batch, s.heads);
+  if (!all.plan) return {nullptr, 0, 0, all.unsupported};
+  if (all.workspace_bytes <= cap) return {&all, s.batch, s.heads, ""};
+  const double per_head = static_cast<double>(all.workspace_bytes) / static_cast<double>(s.batch * s.heads);
+  int64_t smallest = all.workspace_bytes;
+  for (int64_t heads = s.heads; heads >= 1; --heads) {
+    if (s.heads % heads != 0 || (heads > 1 && heads * per_head > static_cast<double>(cap))) continue;
+    const Entry& e = entry(s, scale, direction, device, 1, heads);
+    if (e.plan && e.workspace_bytes <= cap) return {&e, 1, heads, ""};
+    if (e.plan) smallest = std::min(smallest, e.workspace_bytes);
+  }
+  return {nullptr, 0, 0,
+          "the cuDNN plan needs " + std::to_string(smallest >> 20) + " MiB of workspace even for one head, over " +
+              "VDITKIT_CUDNN_WORKSPACE_MIB=" + std::to_string(cap >> 20)};
+}
+
+// Element offsets of each launch's first batch item and head in q/out, k/v and the lse.
+struct Offsets {
+  int64_t q, k, lse;
+};
+std::vector<Offsets> launches(const AttentionShape& s, const Groups& g) {
+  std::vector<Offsets> out;
+  for (int64_t b = 0; b < s.batch; b += g.batch)
+    for (int64_t h = 0; h < s.heads; h += g.heads)
+      out.push_back({(b * s.q_len * s.heads + h) * s.head_dim, (b * s.k_len * s.heads + h) * s.head_dim,
+                     (b * s.heads + h) * s.q_len});
+  return out;
 }
 
 // Runs a plan on the device's stream with the tensors `uids` bound to `pointers`.
@@ -418,29 +463,40 @@ void* ptr(const void* p) { return const_cast<void*>(p); }
 
 bool cudnn_attention_built() { return true; }
 
+CudnnAttentionPlan cudnn_attention_plan(const AttentionShape& shape, float scale, bool backward, int device) {
+  const Groups g = groups(shape, resolved_scale(shape, scale), backward ? Direction::backward : Direction::forward,
+                          device);
+  if (!g.entry) return {false, 0, 0, 0, g.why};
+  return {true, g.batch, g.heads, g.entry->workspace_bytes, ""};
+}
+
 bool cudnn_attention_forward(const AttentionShape& shape, float scale, const __nv_bfloat16* q,
                              const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out, float* lse,
                              int device, std::string* why) {
   float c = resolved_scale(shape, scale);
-  const Entry& e = entry(shape, c, Direction::forward, device);
-  if (!e.plan) {
-    *why = e.unsupported;
+  const Groups g = groups(shape, c, Direction::forward, device);
+  if (!g.entry) {
+    *why = g.why;
     return false;
   }
-  execute(e, device, {kQ, kK, kV, kO, kStats, kScale}, {ptr(q), ptr(k), ptr(v), out, lse, &c});
+  for (const Offsets& o : launches(shape, g))
+    execute(*g.entry, device, {kQ, kK, kV, kO, kStats, kScale},
+            {ptr(q + o.q), ptr(k + o.k), ptr(v + o.k), out + o.q, lse + o.lse, &c});
   return true;
 }
 
 bool cudnn_attention_backward(const AttentionShape& shape, float scale, const CudnnAttentionBackward& io,
                               int device, std::string* why) {
   float c = resolved_scale(shape, scale), one = 1.0f;
-  const Entry& e = entry(shape, c, Direction::backward, device);
-  if (!e.plan) {
-    *why = e.unsupported;
+  const Groups g = groups(shape, c, Direction::backward, device);
+  if (!g.entry) {
+    *why = g.why;
     return false;
   }
-  execute(e, device, {kQ, kK, kV, kO, kStats, kScale, kDO, kDQ, kDK, kDV, kOne},
-          {ptr(io.q), ptr(io.k), ptr(io.v), ptr(io.out), ptr(io.lse), &c, ptr(io.dout), io.dq, io.dk, io.dv, &one});
+  for (const Offsets& o : launches(shape, g))
+    execute(*g.entry, device, {kQ, kK, kV, kO, kStats, kScale, kDO, kDQ, kDK, kDV, kOne},
+            {ptr(io.q + o.q), ptr(io.k + o.k), ptr(io.v + o.k), ptr(io.out + o.q), ptr(io.lse + o.lse), &c,
+             ptr(io.dout + o.q), io.dq + o.q, io.dk + o.k, io.dv + o.k, &one});
   return true;
 }
 
@@ -451,6 +507,10 @@ bool cudnn_attention_backward(const AttentionShape& shape, float scale, const Cu
 namespace vdit::cuda {
 
 bool cudnn_attention_built() { return false; }
+
+CudnnAttentionPlan cudnn_attention_plan(const AttentionShape&, float, bool, int) {
+  return {false, 0, 0, 0, "vditkit was built without cuDNN"};
+}
 
 bool cudnn_attention_forward(const AttentionShape&, float, const __nv_bfloat16*, const __nv_bfloat16*,
                              const __nv_bfloat16*, __nv_bfloat16*, float*, int, std::string* why) {

@@ -1,8 +1,8 @@
 #pragma once
 // cuDNN's fused flash attention (SDPA) for the plain case of the attention op: q, k, v bf16 in
 // our layout [B, N, H, hd], no key mask, no temperature. It builds cuDNN operation graphs through
-// the backend API (no cudnn-frontend), caches one execution plan per device, shape, scale and
-// direction, and runs it on cuda::stream(device) with its workspace from our allocator.
+// the backend API (no cudnn-frontend), caches execution plans per device, shape, scale, direction
+// and group of heads, and runs them on cuda::stream(device) with workspace from our allocator.
 //
 // The conventions match attention_kernels.cuh, so a cuDNN forward can feed our backward: out
 // [B, Nq, H, hd] bf16, lse [B, H, Nq] the natural-log log-sum-exp of each query's scaled logits
@@ -15,8 +15,8 @@
 //
 // Each function returns false, with the reason in *why (the failing cuDNN call, its status and
 // cuDNN's last error message), when no plan can be built for the case: cuDNN has no
-// (deterministic) engine for the shape, rejects the graph, the plan's workspace would exceed a
-// quarter of the device's memory, or the build has no cuDNN; the caller
+// (deterministic) engine for the shape, rejects the graph, even one head's launch would need more
+// workspace than VDITKIT_CUDNN_WORKSPACE_MIB allows, or the build has no cuDNN; the caller
 // then runs our kernel or, when cuDNN was demanded, reports why. Running a built plan that fails
 // throws vdit::Error naming the call.
 #include <string>
@@ -32,6 +32,17 @@ bool cudnn_attention_built();
 bool cudnn_attention_forward(const AttentionShape& shape, float scale, const __nv_bfloat16* q,
                              const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out, float* lse,
                              int device, std::string* why);
+
+// How the op runs a shape on cuDNN, for reports: each launch takes `batch_per_launch` items and
+// `heads_per_launch` heads (groups keep one launch's workspace under VDITKIT_CUDNN_WORKSPACE_MIB,
+// default 4096: the deterministic backward's workspace is quadratic in tokens), with that
+// workspace; or why cuDNN cannot run it.
+struct CudnnAttentionPlan {
+  bool available = false;
+  int64_t batch_per_launch = 0, heads_per_launch = 0, workspace_bytes = 0;
+  std::string why;
+};
+CudnnAttentionPlan cudnn_attention_plan(const AttentionShape& shape, float scale, bool backward, int device);
 
 // dq, dk, dv (overwritten, bf16) from the forward's out and lse and the bf16 gradient dout.
 struct CudnnAttentionBackward {
