@@ -123,7 +123,8 @@ std::string cudnn_plans(const VDiTConfig& config, const Shapes& s) {
     line << (backward ? "; backward " : "forward ");
     if (p.available)
       line << p.batch_per_launch << " x " << p.heads_per_launch << " heads per launch, "
-           << (p.workspace_bytes >> 20) << " MiB workspace";
+           << (p.workspace_bytes >> 20) << " MiB workspace, " << p.nondeterministic_skipped
+           << " nondeterministic engines skipped";
     else
       line << "not on cuDNN (" << p.why << ")";
   }

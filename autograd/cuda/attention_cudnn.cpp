@@ -282,10 +282,11 @@ bool nondeterministic(cudnnBackendDescriptor_t engine) {
   return false;
 }
 
-// The first engine configuration, in heuristics order, that is deterministic and finalizes.
-cudnnBackendDescriptor_t choose_plan(Descriptors& d, cudnnHandle_t handle, cudnnBackendDescriptor_t graph) {
+// The first engine configuration, in heuristics order, that is deterministic and finalizes;
+// *skipped counts those passed over as nondeterministic.
+cudnnBackendDescriptor_t choose_plan(Descriptors& d, cudnnHandle_t handle, cudnnBackendDescriptor_t graph,
+                                     int* skipped) {
   std::string reasons;
-  int skipped = 0;
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
     cudnnBackendDescriptor_t heuristics = d.make(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
     set_descriptor(heuristics, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph);
@@ -307,7 +308,7 @@ cudnnBackendDescriptor_t choose_plan(Descriptors& d, cudnnHandle_t handle, cudnn
                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &engine),
             "cudnnBackendGetAttribute(CUDNN_ATTR_ENGINECFG_ENGINE)");
       if (nondeterministic(engine)) {
-        ++skipped;
+        ++*skipped;
         continue;
       }
       cudnnBackendDescriptor_t plan = d.make(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
@@ -318,7 +319,7 @@ cudnnBackendDescriptor_t choose_plan(Descriptors& d, cudnnHandle_t handle, cudnn
       reasons = cudnn_message("cudnnBackendFinalize(execution plan)", status);
     }
   }
-  throw Unsupported{"no deterministic cuDNN engine (" + std::to_string(skipped) + " nondeterministic skipped)" +
+  throw Unsupported{"no deterministic cuDNN engine (" + std::to_string(*skipped) + " nondeterministic skipped)" +
                     (reasons.empty() ? "" : "; last: " + reasons)};
 }
 
@@ -329,6 +330,7 @@ struct Entry {
   Descriptors descriptors;
   cudnnBackendDescriptor_t plan = nullptr;
   int64_t workspace_bytes = 0;
+  int nondeterministic_skipped = 0;  // engine configurations ranked before the chosen one
   std::string unsupported;
 };
 
@@ -385,7 +387,7 @@ const Entry& entry(const AttentionShape& s, float scale, Direction direction, in
     const Layout layout(s, batch, heads);
     if (direction == Direction::forward) forward_graph(g, layout);
     else backward_graph(g, layout);
-    built->plan = choose_plan(built->descriptors, h, g.finish(h));
+    built->plan = choose_plan(built->descriptors, h, g.finish(h), &built->nondeterministic_skipped);
     check(cudnnBackendGetAttribute(built->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, nullptr,
                                    &built->workspace_bytes),
           "cudnnBackendGetAttribute(CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE)");
@@ -466,8 +468,8 @@ bool cudnn_attention_built() { return true; }
 CudnnAttentionPlan cudnn_attention_plan(const AttentionShape& shape, float scale, bool backward, int device) {
   const Groups g = groups(shape, resolved_scale(shape, scale), backward ? Direction::backward : Direction::forward,
                           device);
-  if (!g.entry) return {false, 0, 0, 0, g.why};
-  return {true, g.batch, g.heads, g.entry->workspace_bytes, ""};
+  if (!g.entry) return {false, 0, 0, 0, 0, g.why};
+  return {true, g.batch, g.heads, g.entry->workspace_bytes, g.entry->nondeterministic_skipped, ""};
 }
 
 bool cudnn_attention_forward(const AttentionShape& shape, float scale, const __nv_bfloat16* q,
@@ -509,7 +511,7 @@ namespace vdit::cuda {
 bool cudnn_attention_built() { return false; }
 
 CudnnAttentionPlan cudnn_attention_plan(const AttentionShape&, float, bool, int) {
-  return {false, 0, 0, 0, "vditkit was built without cuDNN"};
+  return {false, 0, 0, 0, 0, "vditkit was built without cuDNN"};
 }
 
 bool cudnn_attention_forward(const AttentionShape&, float, const __nv_bfloat16*, const __nv_bfloat16*,

@@ -40,6 +40,7 @@ bool cudnn_attention_forward(const AttentionShape& shape, float scale, const __n
 struct CudnnAttentionPlan {
   bool available = false;
   int64_t batch_per_launch = 0, heads_per_launch = 0, workspace_bytes = 0;
+  int nondeterministic_skipped = 0;  // engines the heuristics ranked first but noted nondeterministic
   std::string why;
 };
 CudnnAttentionPlan cudnn_attention_plan(const AttentionShape& shape, float scale, bool backward, int device);
