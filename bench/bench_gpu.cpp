@@ -19,6 +19,8 @@
 #include "layers/init.h"
 #include "layers/vdit.h"
 #if VDITKIT_CUDA
+#include <nvtx3/nvToolsExt.h>
+
 #include "autograd/cuda/attention_cudnn.h"
 #include "autograd/cuda/cublaslt.h"
 #endif
@@ -70,10 +72,20 @@ double block_forward_backward_ms(const VDiTConfig& config, const Shapes& s, Rng&
   const Tensor upstream = on_gpu(rng.normal_tensor({1, s.tokens(), d}), DType::BF16);
   const RopeTables host = make_rope_tables(s.grid, config.head_dim());
   const RopeTables rope{host.cos.to(kGpu), host.sin.to(kGpu)};
-  return gpu_ms([&] {
+  auto step = [&] {
     for (auto& [key, p] : params) p.zero_grad();
     sum_all(mul(block(x, e0, context, rope), upstream)).backward();
-  }, 5);
+  };
+  const double ms = gpu_ms(step, 5);
+#if VDITKIT_CUDA
+  // One more step inside an NVTX range, for scripts/profile-gpu.sh to profile alone.
+  const std::string range = "profile_block_" + std::to_string(s.tokens());
+  nvtxRangePushA(range.c_str());
+  step();
+  cuda_backend().synchronize(0);
+  nvtxRangePop();
+#endif
+  return ms;
 }
 
 double full_forward_ms(const VDiT& model, const VDiTConfig& config, const Shapes& s, Rng& rng) {
@@ -124,7 +136,8 @@ std::string cudnn_plans(const VDiTConfig& config, const Shapes& s) {
     if (p.available)
       line << p.batch_per_launch << " x " << p.heads_per_launch << " heads per launch, "
            << (p.workspace_bytes >> 20) << " MiB workspace, " << p.nondeterministic_skipped
-           << " nondeterministic engines skipped";
+           << " nondeterministic engines skipped" << (backward ? (p.fp32_gradients ? ", fp32" : ", bf16") : "")
+           << (backward ? " gradients" : "");
     else
       line << "not on cuDNN (" << p.why << ")";
   }
