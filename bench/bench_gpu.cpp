@@ -136,8 +136,7 @@ std::string cudnn_plans(const VDiTConfig& config, const Shapes& s) {
     if (p.available)
       line << p.batch_per_launch << " x " << p.heads_per_launch << " heads per launch, "
            << (p.workspace_bytes >> 20) << " MiB workspace, " << p.nondeterministic_skipped
-           << " nondeterministic engines skipped" << (backward ? (p.fp32_gradients ? ", fp32" : ", bf16") : "")
-           << (backward ? " gradients" : "");
+           << " nondeterministic engines skipped";
     else
       line << "not on cuDNN (" << p.why << ")";
   }

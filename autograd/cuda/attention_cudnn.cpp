@@ -237,10 +237,11 @@ void forward_graph(GraphBuilder& g, const Layout& l) {
 }
 
 // dV = P^T dO, dS = P * (dO V^T - rowsum(dO * O)) * scale, dK = dS^T Q, dQ = dS K, with
-// P = exp(q k^T * scale - Stats). dQ is the graph's direct output (no fp32 "dQ accumulator"
-// tensor): cuDNN's signal for its variant without floating-point atomics, i.e. deterministic.
-// The gradients are written as `grads` (fp32 where cuDNN offers it, else bf16).
-void backward_graph(GraphBuilder& g, const Layout& l, cudnnDataType_t grads) {
+// P = exp(q k^T * scale - Stats). dQ is the graph's direct output in bf16: an fp32 dQ from the
+// dS K product is cuDNN's "dQ accumulator" pattern (float atomics, nondeterministic, and it then
+// wants a separate dQ output: measured, execution fails with dq_ptr null), so the gradients stay
+// in the I/O type and the op adds them into its fp32 buffers.
+void backward_graph(GraphBuilder& g, const Layout& l) {
   const auto bf16 = CUDNN_DATA_BFLOAT16;
   auto q = g.tensor(kQ, l.q, l.q_strides, bf16), kt = g.tensor(kK, l.kt, l.kt_strides, bf16),
        vt = g.tensor(kV, l.vt, l.vt_strides, bf16), o = g.tensor(kO, l.q, l.q_strides, bf16),
@@ -256,7 +257,7 @@ void backward_graph(GraphBuilder& g, const Layout& l, cudnnDataType_t grads) {
   scores = g.pointwise(CUDNN_POINTWISE_SUB, scores, stats, g.temp(l.scores, l.scores_strides));
   auto p = g.pointwise(CUDNN_POINTWISE_EXP, scores, nullptr, g.temp(l.scores, l.scores_strides));
   auto p_t = g.reshape(p, g.temp(l.scores_t, l.scores_t_strides, bf16));
-  g.matmul(p_t, d_o, g.tensor(kDV, l.v, l.v_strides, grads));
+  g.matmul(p_t, d_o, g.tensor(kDV, l.v, l.v_strides, bf16));
   // dS, times 1 where dropout would put its mask.
   auto dp = g.matmul(d_o, vt, g.temp(l.scores, l.scores_strides));
   dp = g.pointwise(CUDNN_POINTWISE_MUL, dp, one, g.temp(l.scores, l.scores_strides));
@@ -264,12 +265,12 @@ void backward_graph(GraphBuilder& g, const Layout& l, cudnnDataType_t grads) {
   auto ds = g.pointwise(CUDNN_POINTWISE_MUL, dp, p, g.temp(l.scores, l.scores_strides));
   ds = g.pointwise(CUDNN_POINTWISE_MUL, ds, scale, g.temp(l.scores, l.scores_strides));
   auto ds_t = g.reshape(ds, g.temp(l.scores_t, l.scores_t_strides, bf16));
-  g.matmul(ds_t, q, g.tensor(kDK, l.v, l.v_strides, grads));
+  g.matmul(ds_t, q, g.tensor(kDK, l.v, l.v_strides, bf16));
   // K itself (the graph binds it transposed), for dQ = dS K.
   Dims k_strides = l.kt_strides;
   std::swap(k_strides[2], k_strides[3]);
   auto k = g.reshape(kt, g.temp(l.v, k_strides));
-  g.matmul(ds, k, g.tensor(kDQ, l.q, l.q_strides, grads));
+  g.matmul(ds, k, g.tensor(kDQ, l.q, l.q_strides, bf16));
 }
 
 bool nondeterministic(cudnnBackendDescriptor_t engine) {
@@ -324,8 +325,7 @@ cudnnBackendDescriptor_t choose_plan(Descriptors& d, cudnnHandle_t handle, cudnn
                     (reasons.empty() ? "" : "; last: " + reasons)};
 }
 
-// The graphs: the forward, and the backward writing fp32 or bf16 gradients.
-enum class Graph { forward, backward_fp32, backward_bf16 };
+enum class Direction { forward, backward };
 
 // A built plan, or why cuDNN cannot run this case (then `plan` is null).
 struct Entry {
@@ -370,11 +370,12 @@ float resolved_scale(const AttentionShape& s, float scale) {
 
 // The cached plan for launches over `batch` items and `heads` heads of the op's tensors, built on
 // first use.
-const Entry& entry(const AttentionShape& s, float scale, Graph graph, int device, int64_t batch, int64_t heads) {
-  using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, uint32_t, Graph, int64_t, int64_t>;
+const Entry& entry(const AttentionShape& s, float scale, Direction direction, int device, int64_t batch,
+                   int64_t heads) {
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, uint32_t, Direction, int64_t, int64_t>;
   uint32_t scale_bits = 0;
   std::memcpy(&scale_bits, &scale, sizeof scale_bits);
-  const Key key{device, s.batch, s.q_len, s.k_len, s.heads, s.head_dim, scale_bits, graph, batch, heads};
+  const Key key{device, s.batch, s.q_len, s.k_len, s.heads, s.head_dim, scale_bits, direction, batch, heads};
   static std::mutex mutex;
   static auto* cache = new std::map<Key, std::unique_ptr<Entry>>;  // never destroyed, as handles
   std::lock_guard<std::mutex> lock(mutex);
@@ -386,8 +387,8 @@ const Entry& entry(const AttentionShape& s, float scale, Graph graph, int device
   try {
     GraphBuilder g(built->descriptors);
     const Layout layout(s, batch, heads);
-    if (graph == Graph::forward) forward_graph(g, layout);
-    else backward_graph(g, layout, graph == Graph::backward_fp32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_BFLOAT16);
+    if (direction == Direction::forward) forward_graph(g, layout);
+    else backward_graph(g, layout);
     built->plan = choose_plan(built->descriptors, h, g.finish(h), &built->nondeterministic_skipped);
     check(cudnnBackendGetAttribute(built->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, nullptr,
                                    &built->workspace_bytes),
@@ -409,36 +410,24 @@ struct Groups {
   const Entry* entry = nullptr;  // null when cuDNN cannot run the case within the cap
   int64_t batch = 0, heads = 0;
   std::string why;
-  bool fp32_gradients = false;
 };
 
-Groups groups(const AttentionShape& s, float scale, Graph graph, int device) {
+Groups groups(const AttentionShape& s, float scale, Direction direction, int device) {
   const int64_t cap = workspace_cap();
-  const Entry& all = entry(s, scale, graph, device, s.batch, s.heads);
+  const Entry& all = entry(s, scale, direction, device, s.batch, s.heads);
   if (!all.plan) return {nullptr, 0, 0, all.unsupported};
   if (all.workspace_bytes <= cap) return {&all, s.batch, s.heads, ""};
   const double per_head = static_cast<double>(all.workspace_bytes) / static_cast<double>(s.batch * s.heads);
   int64_t smallest = all.workspace_bytes;
   for (int64_t heads = s.heads; heads >= 1; --heads) {
     if (s.heads % heads != 0 || (heads > 1 && heads * per_head > static_cast<double>(cap))) continue;
-    const Entry& e = entry(s, scale, graph, device, 1, heads);
+    const Entry& e = entry(s, scale, direction, device, 1, heads);
     if (e.plan && e.workspace_bytes <= cap) return {&e, 1, heads, ""};
     if (e.plan) smallest = std::min(smallest, e.workspace_bytes);
   }
   return {nullptr, 0, 0,
           "the cuDNN plan needs " + std::to_string(smallest >> 20) + " MiB of workspace even for one head, over " +
               "VDITKIT_CUDNN_WORKSPACE_MIB=" + std::to_string(cap >> 20)};
-}
-
-// The backward with fp32 gradients where cuDNN has an engine for it (the precision of ours: no
-// rounding of dq, dk, dv before they add into fp32 buffers), else with bf16 gradients.
-Groups backward_groups(const AttentionShape& s, float scale, int device) {
-  Groups g = groups(s, scale, Graph::backward_fp32, device);
-  if (g.entry) {
-    g.fp32_gradients = true;
-    return g;
-  }
-  return groups(s, scale, Graph::backward_bf16, device);
 }
 
 // Element offsets of each launch's first batch item and head in q/out, k/v and the lse.
@@ -479,17 +468,17 @@ void* ptr(const void* p) { return const_cast<void*>(p); }
 bool cudnn_attention_built() { return true; }
 
 CudnnAttentionPlan cudnn_attention_plan(const AttentionShape& shape, float scale, bool backward, int device) {
-  const float c = resolved_scale(shape, scale);
-  const Groups g = backward ? backward_groups(shape, c, device) : groups(shape, c, Graph::forward, device);
-  if (!g.entry) return {false, 0, 0, 0, 0, false, g.why};
-  return {true, g.batch, g.heads, g.entry->workspace_bytes, g.entry->nondeterministic_skipped, g.fp32_gradients, ""};
+  const Groups g = groups(shape, resolved_scale(shape, scale), backward ? Direction::backward : Direction::forward,
+                          device);
+  if (!g.entry) return {false, 0, 0, 0, 0, g.why};
+  return {true, g.batch, g.heads, g.entry->workspace_bytes, g.entry->nondeterministic_skipped, ""};
 }
 
 bool cudnn_attention_forward(const AttentionShape& shape, float scale, const __nv_bfloat16* q,
                              const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out, float* lse,
                              int device, std::string* why) {
   float c = resolved_scale(shape, scale);
-  const Groups g = groups(shape, c, Graph::forward, device);
+  const Groups g = groups(shape, c, Direction::forward, device);
   if (!g.entry) {
     *why = g.why;
     return false;
@@ -503,17 +492,15 @@ bool cudnn_attention_forward(const AttentionShape& shape, float scale, const __n
 bool cudnn_attention_backward(const AttentionShape& shape, float scale, const CudnnAttentionBackward& io,
                               int device, std::string* why) {
   float c = resolved_scale(shape, scale), one = 1.0f;
-  const Groups g = backward_groups(shape, c, device);
+  const Groups g = groups(shape, c, Direction::backward, device);
   if (!g.entry) {
     *why = g.why;
     return false;
   }
-  const int64_t grad_bytes = g.fp32_gradients ? 4 : 2;
-  auto at = [&](void* p, int64_t offset) { return static_cast<char*>(p) + offset * grad_bytes; };
   for (const Offsets& o : launches(shape, g))
     execute(*g.entry, device, {kQ, kK, kV, kO, kStats, kScale, kDO, kDQ, kDK, kDV, kOne},
             {ptr(io.q + o.q), ptr(io.k + o.k), ptr(io.v + o.k), ptr(io.out + o.q), ptr(io.lse + o.lse), &c,
-             ptr(io.dout + o.q), at(io.dq, o.q), at(io.dk, o.k), at(io.dv, o.k), &one});
+             ptr(io.dout + o.q), io.dq + o.q, io.dk + o.k, io.dv + o.k, &one});
   return true;
 }
 
@@ -526,7 +513,7 @@ namespace vdit::cuda {
 bool cudnn_attention_built() { return false; }
 
 CudnnAttentionPlan cudnn_attention_plan(const AttentionShape&, float, bool, int) {
-  return {false, 0, 0, 0, 0, false, "vditkit was built without cuDNN"};
+  return {false, 0, 0, 0, 0, "vditkit was built without cuDNN"};
 }
 
 bool cudnn_attention_forward(const AttentionShape&, float, const __nv_bfloat16*, const __nv_bfloat16*,

@@ -6,8 +6,8 @@
 //
 // The conventions match attention_kernels.cuh, so a cuDNN forward can feed our backward: out
 // [B, Nq, H, hd] bf16, lse [B, H, Nq] the natural-log log-sum-exp of each query's scaled logits
-// (cuDNN's softmax "Stats"). Gradients come out in fp32 where cuDNN has an engine for that, else
-// in bf16; the op adds them into the fp32 gradient buffers.
+// (cuDNN's softmax "Stats"). Gradients come out in bf16 (cuDNN writes its I/O type); the op adds
+// them into the fp32 gradient buffers.
 //
 // Only deterministic engines are used (engines noted CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC are
 // skipped, and the backward graph asks for the variant without fp32 dQ atomics), so a step stays
@@ -41,17 +41,15 @@ struct CudnnAttentionPlan {
   bool available = false;
   int64_t batch_per_launch = 0, heads_per_launch = 0, workspace_bytes = 0;
   int nondeterministic_skipped = 0;  // engines the heuristics ranked first but noted nondeterministic
-  bool fp32_gradients = false;       // backward: dq, dk, dv come out in fp32, else in bf16
   std::string why;
 };
 CudnnAttentionPlan cudnn_attention_plan(const AttentionShape& shape, float scale, bool backward, int device);
 
-// dq, dk, dv (overwritten, in fp32 or bf16 as cudnn_attention_plan's fp32_gradients says) from
-// the forward's out and lse and the bf16 gradient dout.
+// dq, dk, dv (overwritten, bf16) from the forward's out and lse and the bf16 gradient dout.
 struct CudnnAttentionBackward {
   const __nv_bfloat16 *q = nullptr, *k = nullptr, *v = nullptr, *out = nullptr, *dout = nullptr;
   const float* lse = nullptr;
-  void *dq = nullptr, *dk = nullptr, *dv = nullptr;
+  __nv_bfloat16 *dq = nullptr, *dk = nullptr, *dv = nullptr;
 };
 bool cudnn_attention_backward(const AttentionShape& shape, float scale, const CudnnAttentionBackward& io,
                               int device, std::string* why);

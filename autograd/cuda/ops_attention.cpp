@@ -38,57 +38,36 @@ Kernel kernel_choice() {
   return Kernel::cudnn;
 }
 
-// Where cuDNN writes one gradient: straight into a fresh fp32 gradient buffer when it writes fp32,
-// else into scratch that finish() then converts or adds into the buffer.
-class GradTarget {
- public:
-  GradTarget(const GradRef& slot, const Shape& shape, DType dtype, int device) : device_(device) {
-    if (slot) buffer_ = slot->buffer_for_write(&fresh_);
-    if (buffer_ && fresh_ && dtype == DType::F32) {
-      data_ = buffer_;
-      return;
-    }
-    scratch_ = Tensor::empty(shape, dtype, Device::cuda(device));
-    data_ = scratch_.storage();
+// Adds a bf16 gradient into an fp32 gradient buffer (overwrites it when it is fresh).
+void add_bf16_into(const GradRef& slot, const Tensor& grad16, int device) {
+  if (!slot) return;
+  bool fresh = false;
+  float* buffer = slot->buffer_for_write(&fresh);
+  if (fresh) {
+    convert(grad16.storage(), DType::BF16, buffer, DType::F32, grad16.numel(), device);
+  } else {
+    const Tensor grad = grad16.to_f32();
+    accumulate(buffer, f32(grad), grad.numel(), 1.0f, device);
   }
-  void* data() const { return data_; }
-  void finish() const {
-    if (!buffer_ || data_ == buffer_) return;
-    if (fresh_) {  // scratch is bf16 here
-      convert(scratch_.storage(), DType::BF16, buffer_, DType::F32, scratch_.numel(), device_);
-    } else {
-      const Tensor grad = scratch_.to_f32();
-      accumulate(buffer_, f32(grad), grad.numel(), 1.0f, device_);
-    }
-  }
+}
 
- private:
-  int device_;
-  float* buffer_ = nullptr;  // null where the gradient is not wanted
-  bool fresh_ = false;
-  Tensor scratch_;
-  void* data_ = nullptr;
-};
-
-// cuDNN's backward: dout narrowed to bf16 for it, its gradients (fp32 or bf16) into the buffers.
-// False, with the reason, where cuDNN has no deterministic backward for the shape (checked before
-// any gradient buffer is claimed).
+// cuDNN's backward: dout narrowed to bf16 for it, its bf16 gradients added into the fp32 buffers.
+// False, with the reason, where cuDNN has no deterministic backward for the shape.
 bool cudnn_backward(const AttentionInputs& in, const Tensor& q, const Tensor& k, const Tensor& out16,
                     const Tensor& lse, const float* dout, const GradRef& gq, const GradRef& gk, const GradRef& gv,
                     int device, std::string* why) {
-  const CudnnAttentionPlan plan = cudnn_attention_plan(in.shape, in.scale, true, device);
-  if (!plan.available) {
-    *why = plan.why;
-    return false;
-  }
-  const Tensor dout16 = Tensor::empty(q.shape(), DType::BF16, Device::cuda(device));
+  const Device on = Device::cuda(device);
+  const Tensor dout16 = Tensor::empty(q.shape(), DType::BF16, on);
   convert(dout, DType::F32, dout16.storage(), DType::BF16, q.numel(), device);
-  const DType dtype = plan.fp32_gradients ? DType::F32 : DType::BF16;
-  const GradTarget dq(gq, q.shape(), dtype, device), dk(gk, k.shape(), dtype, device), dv(gv, k.shape(), dtype, device);
-  const CudnnAttentionBackward io{in.q, in.k, in.v, bf16(out16), bf16(dout16), f32(lse), dq.data(), dk.data(), dv.data()};
-  VDIT_CHECK(cudnn_attention_backward(in.shape, in.scale, io, device, why),
-             "attention backward on cuda:" << device << ": " << *why);
-  for (const GradTarget* t : {&dq, &dk, &dv}) t->finish();
+  const Tensor dq = Tensor::empty(q.shape(), DType::BF16, on), dk = Tensor::empty(k.shape(), DType::BF16, on),
+               dv = Tensor::empty(k.shape(), DType::BF16, on);
+  auto bf16_out = [](const Tensor& t) { return static_cast<__nv_bfloat16*>(t.storage()); };
+  const CudnnAttentionBackward io{in.q, in.k, in.v, bf16(out16), bf16(dout16), f32(lse),
+                                  bf16_out(dq), bf16_out(dk), bf16_out(dv)};
+  if (!cudnn_attention_backward(in.shape, in.scale, io, device, why)) return false;
+  add_bf16_into(gq, dq, device);
+  add_bf16_into(gk, dk, device);
+  add_bf16_into(gv, dv, device);
   return true;
 }
 

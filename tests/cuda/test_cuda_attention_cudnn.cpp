@@ -6,9 +6,9 @@
 //
 // Tolerances, as for our kernel (test_cuda_attention_op.cpp): inputs and the output's weights
 // (so dout) are bf16-exact; the differences are the bf16 roundings of the probabilities (forward,
-// and for dV) and of dS (for dQ, dK), each 2^-9 relative, of the output, and, where cuDNN writes
-// its gradients in bf16 rather than fp32, of those (another 2^-9): 1e-2 of the largest output
-// value, 2e-2 of the largest value of each gradient.
+// and for dV) and of dS (for dQ, dK), each 2^-9 relative, of the output, and on cuDNN's side of
+// the gradients it writes in bf16 (another 2^-9): 1e-2 of the largest output value, 2e-2 of the
+// largest value of each gradient.
 #include <gtest/gtest.h>
 
 #include <algorithm>

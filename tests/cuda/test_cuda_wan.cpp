@@ -35,6 +35,12 @@ constexpr double kTolerance = 2e-2;
 // reference at the kernel's roundings (test_attention_cuda.cu); this bound only says the model
 // carries it through.
 constexpr double kTemperatureTolerance = 0.25;
+// A key projection's bias gradient sums dK over the keys, and sum_j dK_j = 0 exactly (softmax is
+// unchanged when one vector is added to every key): what remains is what norm_k adds, so the
+// 2^-9 rounding of each dK element is amplified by the cancellation. cuDNN's attention, which
+// the plain case runs on where present, writes dK in bf16, its input type (as PyTorch's does),
+// where our kernel keeps it in fp32: measured 0.022 of the scale for cross_attn.k.bias on `base`.
+constexpr double kKeyBiasTolerance = 0.05;
 
 struct WanCase {
   std::string name;
@@ -112,8 +118,9 @@ class CudaWan : public ::testing::TestWithParam<WanCase> {
     for (const auto& [key, expected] : cpu_grads) {
       const double scale = std::max(testing::max_abs(expected), 1e-2 * largest);
       const bool temperature = key.find("log_temperature") != std::string::npos;
+      const bool key_bias = key.find(".k.bias") != std::string::npos;
       EXPECT_LE(testing::max_abs_difference(gpu_grads.at(key), expected) / scale,
-                temperature ? kTemperatureTolerance : kTolerance)
+                temperature ? kTemperatureTolerance : key_bias ? kKeyBiasTolerance : kTolerance)
           << key << " (scale " << scale << ")" << small_values("gpu", gpu_grads.at(key))
           << small_values("cpu", expected);
     }
