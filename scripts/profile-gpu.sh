@@ -10,8 +10,11 @@ bench=${1:-build-cuda/vditkit-bench}
 ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-VDITKIT_TORCH_PYTHON=/bin/false "$ncu" --nvtx --nvtx-include "profile_block_32760/" \
-  --metrics gpu__time_duration.sum --print-units base --csv "$bench" gpu > "$out"
+# Clocks as the GPU runs them (ncu locks them to base by default); whatever ncu wrote is read
+# even when the bench fails later on.
+VDITKIT_TORCH_PYTHON=/bin/false "$ncu" --nvtx --nvtx-include "profile_block_32760/" --clock-control none \
+  --metrics gpu__time_duration.sum --print-units base --csv "$bench" gpu > "$out" ||
+  echo "profile-gpu: ncu exited with status $?" >&2
 python3 - "$out" <<'PY'
 import collections, csv, sys
 
