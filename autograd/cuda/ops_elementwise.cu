@@ -115,17 +115,23 @@ void binary_grad(const GradRef& slot, const Tensor& a, const Tensor& b, const Sh
   const int64_t n = numel(shape);
   const bool direct = slot->shape == shape;
   const Tensor temp = direct ? Tensor() : Tensor::empty(shape, DType::F32, Device::cuda(device));
-  float* dst = direct ? slot->buffer() : out<float>(temp);
+  // A fresh gradient buffer is overwritten, not zero-filled and then added to.
+  bool fresh = false;
+  float* dst = direct ? slot->buffer_for_write(&fresh) : out<float>(temp);
   const Indexer<3> ix = broadcast_indexer(shape, a.defined() ? a.shape() : shape, b.shape());
   const DType a_dtype = a.defined() ? a.dtype() : DType::F32;
   with_dtype(a_dtype, [&](auto ta) {
     with_dtype(b.dtype(), [&](auto tb) {
       binary_grad_kernel<kOp, kForA><<<blocks_for(n), kThreads, 0, stream(device)>>>(
-          a.defined() ? in<VDIT_T(ta)>(a) : nullptr, in<VDIT_T(tb)>(b), dy, dst, ix, n, direct);
+          a.defined() ? in<VDIT_T(ta)>(a) : nullptr, in<VDIT_T(tb)>(b), dy, dst, ix, n, direct && !fresh);
     });
   });
   VDIT_CUDA_CHECK_LAUNCH();
-  if (!direct) reduce_into(slot->buffer(), slot->shape, dst, shape, 1.0f, true, device);
+  if (!direct) {
+    bool slot_fresh = false;
+    float* g = slot->buffer_for_write(&slot_fresh);
+    reduce_into(g, slot->shape, dst, shape, 1.0f, !slot_fresh, device);
+  }
 }
 
 Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
@@ -224,10 +230,10 @@ __global__ void map_kernel(const T* x, T* y, int64_t n, int64_t groups, Fn fn) {
 }
 
 template <UnaryOp kOp, class T>
-__global__ void unary_grad_kernel(const T* x, const float* dy, float* dx, int64_t n) {
+__global__ void unary_grad_kernel(const T* x, const float* dy, float* dx, int64_t n, bool accumulate) {
   const UnaryFn<kOp> fn;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-    dx[i] += dy[i] * fn.derivative(load(x, i));
+    dx[i] = (accumulate ? dx[i] : 0.0f) + dy[i] * fn.derivative(load(x, i));
 }
 
 template <class Fn>
@@ -273,11 +279,12 @@ Tensor unary_op(UnaryOp op, const Tensor& x) {
     if (!dy || !gx || n == 0) return;
     const int device = saved.device().index;
     DeviceGuard guard(device);
-    float* dx = gx->buffer();
+    bool fresh = false;  // a fresh buffer is overwritten, not zero-filled first
+    float* dx = gx->buffer_for_write(&fresh);
     with_unary_op(op, [&](auto kop) {
       with_dtype(saved.dtype(), [&](auto t) {
         unary_grad_kernel<decltype(kop)::value><<<blocks_for(n), kThreads, 0, stream(device)>>>(
-            in<VDIT_T(t)>(saved), dy, dx, n);
+            in<VDIT_T(t)>(saved), dy, dx, n, !fresh);
       });
     });
     VDIT_CUDA_CHECK_LAUNCH();
