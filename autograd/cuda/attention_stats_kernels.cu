@@ -89,7 +89,6 @@ struct CoarseStatsPass {
   Window window[2];
   int fq[2], hq[2], wq[2], own_frame[2];  // the query's frame, row, column; its frame's first key
   SegmentColumn groups, frames;
-  BinRun run[2];
 
   static size_t smem_bytes(const Columns& c) {
     return Hist::kBytes + (4 * kPassKeys + static_cast<size_t>(kPassRows) * Columns::stride(c.rings)) * 4;
@@ -112,7 +111,6 @@ struct CoarseStatsPass {
     for (int i = at.tid; i < kPassRows * Columns::stride(columns.rings); i += kPassThreads) ring_mass(at)[i] = 0;
     groups.begin();
     frames.begin();
-    run[0].reset(), run[1].reset();
     const int frame_size = height * width;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
@@ -133,7 +131,7 @@ struct CoarseStatsPass {
       const float log2p = s[0][n][e] - lse[half], p = exp2_approx(log2p);
       if (!(p == 0.0f)) entropy[half] -= p * log2p;  // a NaN from q or k stays visible
       const int b = window[half].bin<kCoarseBins>(log2p);
-      if (b >= 0) run[half].add(h, row, 0, b, p);
+      if (b >= 0) h.add(row, 0, b, p);
       const int in_frame = key - own_frame[half];
       if (columns.frames && p > 0.0f && in_frame >= 0 && in_frame < frame_size) {
         const int kh = in_frame / width, ring = max(abs(kh - hq[half]), abs(in_frame - kh * width - wq[half]));
@@ -176,9 +174,6 @@ struct CoarseStatsPass {
   }
 
   __device__ void finish(const PassPlace& at) {
-    run[0].flush(hist(at), at.local_row(0), 0);
-    run[1].flush(hist(at), at.local_row(1), 0);
-    __syncthreads();  // every run in the histogram
     const int C = columns.count();
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
@@ -226,11 +221,9 @@ struct FineCountPass {
   float lse[2];
   Window window[2];
   int coarse[2][kTargets];
-  BinRun run[2][kTargets];
 
   __device__ void begin(const PassPlace& at) {
     Hist{reinterpret_cast<uint32_t*>(at.smem)}.clear(at.tid);
-    run[0][0].reset(), run[0][1].reset(), run[1][0].reset(), run[1][1].reset();
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int q = at.query(half);
@@ -250,17 +243,11 @@ struct FineCountPass {
       const int fine = window[half].fine_bin<kFineBins>(log2p, b);
 #pragma unroll
       for (int t = 0; t < kTargets; ++t)
-        if (b == coarse[half][t]) run[half][t].add(h, at.local_row(half), t, fine, p);
+        if (b == coarse[half][t]) h.add(at.local_row(half), t, fine, p);
     });
   }
 
   __device__ void finish(const PassPlace& at) {
-    const Hist h{reinterpret_cast<uint32_t*>(at.smem)};
-#pragma unroll
-    for (int half = 0; half < 2; ++half)
-#pragma unroll
-      for (int t = 0; t < kTargets; ++t) run[half][t].flush(h, at.local_row(half), t);
-    __syncthreads();  // every run in the histogram
     const int row = at.tid / kTargets, t = at.tid % kTargets, q = at.q0 + row;
     if (q >= shape.q_len) return;
     const int64_t i = shape.at(at.h, q) * kTargets + t;

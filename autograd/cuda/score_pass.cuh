@@ -219,37 +219,12 @@ struct Histogram {
   __device__ void clear(int tid) const {
     for (int i = tid; i < kPassRows * kRowWords; i += kPassThreads) bins[i] = 0;
   }
-  // count keys of total `mass` (2^-31 units) into bin b of row `row`, window w.
-  __device__ __forceinline__ void add(int row, int w, int b, uint32_t count, uint32_t mass) const {
+  __device__ __forceinline__ void add(int row, int w, int b, float p) const {
     uint32_t* at = bins + row * kRowWords + (w * NB + b) * kWords;
-    atomicAdd(at, count);
-    if constexpr (kMass) atomicAdd(at + 1, mass);
+    atomicAdd(at, 1u);
+    if constexpr (kMass) atomicAdd(at + 1, __float2uint_rn(p * kMassUnit));
   }
   __device__ const uint32_t* row(int row, int w) const { return bins + row * kRowWords + w * NB * kWords; }
-};
-
-// A thread's run of keys in one bin of one histogram row, counted in registers and added to the
-// histogram with one atomic (pair) when the bin changes and at flush(): a near-uniform row puts
-// most of a thread's keys in the same few bins, which would otherwise be one contended atomic
-// per key. Integer sums, so the histogram is the same whatever the runs.
-struct BinRun {
-  int bin;
-  uint32_t count, mass;
-  __device__ void reset() { bin = -1, count = 0, mass = 0; }
-  template <class Hist>
-  __device__ __forceinline__ void add(const Hist& h, int row, int w, int b, float p) {
-    if (b != bin) {
-      flush(h, row, w);
-      bin = b;
-    }
-    ++count;
-    if constexpr (Hist::kWords == 2) mass += __float2uint_rn(p * kMassUnit);
-  }
-  template <class Hist>
-  __device__ __forceinline__ void flush(const Hist& h, int row, int w) {
-    if (count) h.add(row, w, bin, count, mass);
-    count = 0, mass = 0;
-  }
 };
 
 // Where a target is crossed walking the bins of one histogram from the top: the bin, and the

@@ -53,12 +53,10 @@ struct SelectPass {
   static constexpr size_t kSmemBytes = Hist::kBytes;
   SparseShape shape;
   SparseRows r;
-  BinRun run[2];
 
   __device__ Hist hist(const PassPlace& at) const { return {reinterpret_cast<uint32_t*>(at.smem)}; }
   __device__ void begin(const PassPlace& at) {
     hist(at).clear(at.tid);
-    run[0].reset(), run[1].reset();
     r.load(shape, at, kFine ? 1 : 0);
     __syncthreads();
   }
@@ -69,13 +67,10 @@ struct SelectPass {
       const int b = r.window[half].bin<kCoarseBins>(log2p);
       if (b < 0 || (kFine && b != r.coarse[half])) return;
       const int bin = kFine ? r.window[half].fine_bin<kFineBins>(log2p, b) : b;
-      run[half].add(h, at.local_row(half), 0, bin, 0.0f);  // counts only
+      h.add(at.local_row(half), 0, bin, exp2_approx(log2p));
     });
   }
   __device__ void finish(const PassPlace& at) {
-    run[0].flush(hist(at), at.local_row(0), 0);
-    run[1].flush(hist(at), at.local_row(1), 0);
-    __syncthreads();  // every run in the histogram
     if (at.tid >= kPassRows) return;
     const int q = at.q0 + at.tid;
     if (q >= shape.q_len) return;
