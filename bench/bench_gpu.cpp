@@ -155,16 +155,10 @@ double gemm_ms(const VDiTConfig& config, const Shapes& s) {
 // PyTorch's figures per token count (bench/torch_gpu.py under VDITKIT_TORCH_PYTHON, e.g.
 // /opt/torch/.venv/bin/python3), or empty with the reason printed.
 std::vector<Figures> torch_figures() {
-  std::string grids;
-  for (const Shapes& s : kShapes)
-    for (int64_t g : s.grid) grids += " " + std::to_string(g);
-  const std::vector<double> v = python_figures("torch_gpu.py", "--grids" + grids, 1);
-  if (v.size() != 4 * kShapes.size()) {
-    report("torch", "skipped: no PyTorch with CUDA (set VDITKIT_TORCH_PYTHON to its python3)");
-    return {};
-  }
+  std::vector<std::array<int64_t, 3>> grids;
+  for (const Shapes& s : kShapes) grids.push_back(s.grid);
   std::vector<Figures> out;
-  for (size_t i = 0; i < kShapes.size(); ++i) out.push_back({v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]});
+  for (const auto& r : torch_gpu_rows("", grids, "torch")) out.push_back({r[0], r[1], r[2], r[3]});
   return out;
 }
 

@@ -58,17 +58,26 @@ std::string figure(double value, int precision) {
 
 }  // namespace
 
-std::vector<TrainingFigures> torch_training_figures(const std::vector<std::array<int64_t, 3>>& grids) {
-  std::string args = "--training --runs 3 --grids";
+std::vector<std::array<double, 4>> torch_gpu_rows(const std::string& flags,
+                                                  const std::vector<std::array<int64_t, 3>>& grids,
+                                                  const std::string& section) {
+  std::string args = flags + " --grids";
   for (const auto& grid : grids)
     for (int64_t g : grid) args += " " + std::to_string(g);
   const std::vector<double> v = python_figures("torch_gpu.py", args, 1);
   if (v.size() != 4 * grids.size()) {
-    report("torch_training", "skipped: no PyTorch with CUDA (set VDITKIT_TORCH_PYTHON to its python3)");
+    report(section, "skipped: no PyTorch with CUDA (set VDITKIT_TORCH_PYTHON to its python3)");
     return {};
   }
+  std::vector<std::array<double, 4>> rows;
+  for (size_t i = 0; i < grids.size(); ++i) rows.push_back({v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]});
+  return rows;
+}
+
+std::vector<TrainingFigures> torch_training_figures(const std::vector<std::array<int64_t, 3>>& grids) {
   std::vector<TrainingFigures> out;
-  for (size_t i = 0; i < grids.size(); ++i) out.push_back({v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]});
+  for (const auto& r : torch_gpu_rows("--training --runs 3", grids, "torch_training"))
+    out.push_back({r[0], r[1], r[2], r[3]});
   return out;
 }
 
