@@ -7,6 +7,7 @@
 
 #include "autograd/check.h"
 #include "data/atomic_file.h"
+#include "data/hdf5_link_heap.h"
 
 namespace vdit {
 
@@ -84,9 +85,15 @@ const char* class_name(H5T_class_t cls) {
   }
 }
 
+// "/" for a top-level name ("a" or "/a"), else the path up to the last '/'.
+std::string parent_group(const std::string& name) {
+  const size_t slash = name.find_last_of('/');
+  return slash == std::string::npos || slash == 0 ? "/" : name.substr(0, slash);
+}
+
 }  // namespace
 
-Hdf5File::Hdf5File(const std::string& path, Mode mode) : path_(path) {
+Hdf5File::Hdf5File(const std::string& path, Mode mode) : path_(path), reading_(mode == Mode::Read) {
   silence_hdf5();
   if (mode == Mode::Read) {
     VDIT_CHECK(H5Fis_hdf5(path.c_str()) > 0, path << ": not a readable HDF5 file");
@@ -105,9 +112,24 @@ bool Hdf5File::has(const std::string& name) const {
   // Check each prefix: H5Lexists fails rather than answers when an intermediate group is absent.
   for (size_t pos = name.find('/', 1); ; pos = name.find('/', pos + 1)) {
     const std::string prefix = name.substr(0, pos);
-    if (!prefix.empty() && prefix != "/" && H5Lexists(id_, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (!prefix.empty() && prefix != "/") {
+      check_names_along(parent_group(prefix));
+      if (H5Lexists(id_, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    }
     if (pos == std::string::npos) return true;
   }
+}
+
+void Hdf5File::check_names_along(const std::string& group) const {
+  if (!reading_ || checked_groups_.count(group)) return;
+  if (group != "/") {
+    check_names_along(parent_group(group));
+    VDIT_CHECK(H5Lexists(id_, group.c_str(), H5P_DEFAULT) > 0, path_ << ": no group '" << group << "'");
+  }
+  Handle g(H5Gopen2(id_, group.c_str(), H5P_DEFAULT), H5Gclose);
+  VDIT_CHECK(g >= 0, path_ << ": '" << group << "' is not a group");
+  check_link_name_heap(g, path_, group);
+  checked_groups_.insert(group);
 }
 
 namespace {
@@ -136,10 +158,12 @@ std::vector<std::string> children(hid_t file, const std::string& path, const std
 }  // namespace
 
 std::vector<std::string> Hdf5File::datasets(const std::string& group) const {
+  check_names_along(group);
   return children(id_, path_, group, H5O_TYPE_DATASET);
 }
 
 std::vector<std::string> Hdf5File::groups(const std::string& group) const {
+  check_names_along(group);
   return children(id_, path_, group, H5O_TYPE_GROUP);
 }
 
@@ -223,6 +247,7 @@ void Hdf5File::write(const std::string& name, const Tensor& tensor) {
 }
 
 bool Hdf5File::has_attribute(const std::string& name, const std::string& object) const {
+  if (object != "/") check_names_along(parent_group(object));
   return H5Aexists_by_name(id_, object.c_str(), name.c_str(), H5P_DEFAULT) > 0;
 }
 
@@ -292,6 +317,7 @@ double Hdf5File::read_double(const std::string& name) const {
 
 std::string Hdf5File::read_string(const std::string& name, const std::string& object) const {
   const std::string where = path_ + ": attribute " + attribute_label(object, name);
+  if (object != "/") check_names_along(parent_group(object));
   Handle a(open_attribute(id_, path_, object, name), H5Aclose);
   Handle type(H5Aget_type(a), H5Tclose);
   const H5T_class_t cls = H5Tget_class(type);

@@ -6,6 +6,7 @@
 // before anything is allocated, so a malformed or hostile file gets an error, not a crash.
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -50,8 +51,14 @@ class Hdf5File {
   void close();
 
  private:
+  // Checks the link names of `group` and of every group above it before HDF5 resolves a name
+  // in them (data/hdf5_link_heap.h); each group once per file opened for reading.
+  void check_names_along(const std::string& group) const;
+
   std::string path_;
   int64_t id_ = -1;  // hid_t
+  bool reading_ = false;
+  mutable std::set<std::string> checked_groups_;
 };
 
 // Creates `path` complete or not at all, durably (data/atomic_file.h): fill() writes

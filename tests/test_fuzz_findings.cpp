@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "data/adapter.h"
 #include "data/latent_dataset.h"
 #include "data/model_config.h"
 #include "data/safetensors.h"
@@ -77,6 +78,17 @@ TEST(FuzzFindings, CompactDatasetHoldingLessThanItsExtentsIsAnError) {
   });
   EXPECT_NE(message.find(path + ": dataset '/sample_"), std::string::npos) << message;
   EXPECT_NE(message.find("/context' has extents [2, 4] (32 bytes) but stores 0 bytes"), std::string::npos) << message;
+}
+
+// An adapter whose root group is an old-style symbol table with a local heap cut to 24 bytes, so
+// a link name runs past its end: HDF5 1.10's H5Literate copied it with strdup past the heap
+// (ASan: heap-buffer-overflow in H5G__ent_to_link).
+TEST(FuzzFindings, GroupWhoseLinkNamesRunPastTheirHeapIsAnError) {
+  const std::string path = finding("fuzz_adapter/local-heap-without-nul.h5");
+  const std::string message = testing::error_of([&] { read_adapter(path); });
+  EXPECT_NE(message.find(path + ": group '/': the link name at heap offset 8 (recorded at byte offset 1168) does not "
+                                "end inside the group's local heap of 24 bytes: a corrupt file"),
+            std::string::npos) << message;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "autograd/check.h"
@@ -174,6 +175,42 @@ TEST(Hdf5Bounds, NullDataspaceHoldsNoData) {
   }
   EXPECT_THAT(error_of([&] { Hdf5File(dir / "n.h5", Hdf5File::Mode::Read).read("latents"); }),
               HasSubstr("n.h5: dataset 'latents' holds no data"));
+}
+
+// The link-name guard (data/hdf5_link_heap.h) must pass every valid old-style group: one whose
+// B-tree has split into several levels, whose heap has free blocks left by deleted links (their
+// bytes are old names, not NULs) and nested groups; and a 1.8-format file, whose groups hold
+// link messages and are left to HDF5.
+TEST(Hdf5Bounds, LinkNameGuardPassesValidGroupsWithDeletedLinksAndDeepBTrees) {
+  ScratchDir dir;
+  for (const bool format_18 : {false, true}) {
+    const std::string path = dir / (format_18 ? "v18.h5" : "v10.h5");
+    std::vector<std::string> kept;
+    {
+      const hid_t access = H5Pcreate(H5P_FILE_ACCESS);
+      if (format_18) H5Pset_libver_bounds(access, H5F_LIBVER_V18, H5F_LIBVER_V18);
+      const hid_t group_create = H5Pcreate(H5P_GROUP_CREATE);
+      const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access);
+      const hid_t group = H5Gcreate2(file, "samples", H5P_DEFAULT, group_create, H5P_DEFAULT);
+      H5Gclose(H5Gcreate2(group, "inner", H5P_DEFAULT, group_create, H5P_DEFAULT));
+      for (int i = 0; i < 300; ++i) {
+        const std::string name = std::string(1 + i % 37, 'n') + std::to_string(i);
+        H5Gclose(H5Gcreate2(group, name.c_str(), H5P_DEFAULT, group_create, H5P_DEFAULT));
+        if (i % 3 == 0) H5Ldelete(group, name.c_str(), H5P_DEFAULT);
+        else kept.push_back(name);
+      }
+      kept.push_back("inner");
+      H5Gclose(group);
+      H5Fclose(file);
+      H5Pclose(group_create);
+      H5Pclose(access);
+    }
+    std::sort(kept.begin(), kept.end());
+    const Hdf5File file(path, Hdf5File::Mode::Read);
+    EXPECT_EQ(file.groups("samples"), kept) << path;
+    EXPECT_TRUE(file.groups("samples/inner").empty()) << path;
+    EXPECT_TRUE(file.has("samples/" + kept.front())) << path;
+  }
 }
 
 }  // namespace
