@@ -154,11 +154,15 @@ double gemm_ms(const VDiTConfig& config, const Shapes& s) {
 
 // PyTorch's figures per token count (bench/torch_gpu.py under VDITKIT_TORCH_PYTHON, e.g.
 // /opt/torch/.venv/bin/python3), or empty with the reason printed.
+std::vector<std::array<int64_t, 3>> grids() {
+  std::vector<std::array<int64_t, 3>> out;
+  for (const Shapes& s : kShapes) out.push_back(s.grid);
+  return out;
+}
+
 std::vector<Figures> torch_figures() {
-  std::vector<std::array<int64_t, 3>> grids;
-  for (const Shapes& s : kShapes) grids.push_back(s.grid);
   std::vector<Figures> out;
-  for (const auto& r : torch_gpu_rows("", grids, "torch")) out.push_back({r[0], r[1], r[2], r[3]});
+  for (const auto& r : torch_gpu_rows("", grids(), "torch")) out.push_back({r[0], r[1], r[2], r[3]});
   return out;
 }
 
@@ -194,9 +198,7 @@ void run_gpu() {
     return;
   }
   const std::vector<Figures> torch = torch_figures();
-  std::vector<std::array<int64_t, 3>> grids;
-  for (const Shapes& s : kShapes) grids.push_back(s.grid);
-  const std::vector<TrainingFigures> torch_training = torch_training_figures(grids);
+  const std::vector<TrainingFigures> torch_training = torch_training_figures(grids());
   const VDiTConfig config = VDiTConfig::wan_1_3b();
   Rng rng(0);
   std::vector<Figures> ours(kShapes.size());
@@ -226,10 +228,22 @@ void run_gpu() {
   }
   report("gpu_peak_gib", cuda_backend().memory_stats(0).peak / double(1 << 30));
   print_table(config, ours, torch);
-  print_training_figures(grids, torch_training);
+  print_training_figures(grids(), torch_training);
+}
+
+// The training rows alone (retraining and temperature tuning, PyTorch's and ours): a few
+// minutes less than the whole section.
+void run_gpu_training() {
+  if (!cuda_available()) {
+    report("gpu_training", "skipped: no CUDA device visible (or vditkit built without -DVDITKIT_CUDA=ON)");
+    return;
+  }
+  print_training_figures(grids(), torch_training_figures(grids()));
 }
 
 Register gpu_section("gpu", "Wan2.1-1.3B block, forward, attention and GEMM on the GPU against PyTorch", run_gpu);
+Register gpu_training_section("gpu_training", "the retraining and temperature-tuning steps of the gpu section alone",
+                              run_gpu_training);
 
 }  // namespace
 
