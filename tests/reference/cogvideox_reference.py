@@ -30,7 +30,8 @@ EPS_QK = 1e-6  # the per-head query/key LayerNorms
 REQUIRED = (("flip_sin_to_cos", True), ("freq_shift", 0), ("attention_bias", True),
             ("activation_fn", "gelu-approximate"), ("timestep_activation_fn", "silu"),
             ("norm_elementwise_affine", True), ("use_rotary_positional_embeddings", False),
-            ("use_learned_positional_embeddings", False), ("patch_size_t", None))
+            ("use_learned_positional_embeddings", False), ("patch_size_t", None), ("patch_bias", True),
+            ("ofs_embed_dim", None))
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,7 @@ def main(family, argv, model_flags, input_flags):
     for flag, default in (*model_flags, *input_flags, ("seed", 0)):
         rnd.add_argument(f"--{flag}", type=int, default=default)
     rnd.add_argument("--grad", action="store_true", help="add grad_velocity to the input")
+    rnd.add_argument("--forward", metavar="OUTPUT", help="then run forward into OUTPUT (one start-up)")
     a = parser.parse_args(argv)
     try:
         if a.command == "forward":
@@ -157,6 +158,8 @@ def main(family, argv, model_flags, input_flags):
             return
         gen = torch.Generator().manual_seed(a.seed)
         write_random(a.weights, a.input, *family.make_random(a, gen))
+        if a.forward:
+            run_forward(family, a.weights, a.input, a.forward)
     except (ValueError, KeyError, OSError) as err:
         sys.exit(f"{os.path.basename(sys.argv[0])}: {err}")
 

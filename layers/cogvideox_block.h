@@ -1,0 +1,35 @@
+#pragma once
+// One CogVideoX-2b block (COGVIDEOX.md, "Block i"): text and video tokens in one sequence, each
+// stream with its own shift, scale and gate from a shared adaLN-zero layer, full attention with
+// per-head LayerNormed queries and keys, a GELU feed-forward over both streams.
+#include "layers/cogvideox_config.h"
+#include "layers/linear.h"
+
+namespace vdit {
+
+struct CogVideoXStreams {
+  Tensor video;  // [B, N, d]
+  Tensor text;   // [B, L, d], L = max_text_seq_length
+};
+
+// norm.linear(silu(emb)) gives [shift, scale, gate, e_shift, e_scale, e_gate]; one LayerNorm for both streams.
+struct CogVideoXModulation {
+  Linear linear;
+  LayerNorm norm;
+};
+
+struct CogVideoXBlock {
+  CogVideoXModulation norm1, norm2;
+  Linear to_q, to_k, to_v, to_out;
+  LayerNorm norm_q, norm_k;  // over each head's hd, eps 1e-6
+  Linear ff_up, ff_down;
+  int64_t num_heads = 1;
+
+  // conditioning = silu(emb) [B, time_embed_dim].
+  CogVideoXStreams operator()(const CogVideoXStreams& in, const Tensor& conditioning) const;
+};
+
+// Block `index` over the parameters under "transformer_blocks.<index>.".
+CogVideoXBlock build_cogvideox_block(const CogVideoXConfig& config, const ParameterMap& params, int index);
+
+}  // namespace vdit

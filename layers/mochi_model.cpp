@@ -1,0 +1,108 @@
+#include "layers/mochi_model.h"
+
+#include "autograd/check.h"
+#include "layers/family_layers.h"
+#include "layers/family_params.h"
+
+namespace vdit {
+
+Tensor CaptionPooler::operator()(const Tensor& text, const Tensor& mask) const {
+  const int64_t batch = text.size(0), width = text.size(2);
+  const Tensor real = mul(text, reshape(mask, {batch, -1, 1}));
+  const Tensor pool = div(sum(real, {1}), sum(mask, {1}, true));  // mean of the real rows [B, T]
+  const std::vector<Tensor> kv = chunk(to_kv(concat({reshape(pool, {batch, 1, width}), text}, 1)), 2, 2);
+  const int64_t heads = MochiConfig::kPoolHeads;
+  AttentionOptions options;
+  options.key_mask = concat({ones_mask(batch, 1, mask), mask}, 1);
+  const Tensor a = attention(split_heads(reshape(to_q(pool), {batch, 1, width}), heads), split_heads(kv[0], heads),
+                             split_heads(kv[1], heads), options);
+  return to_out(reshape(a, {batch, width}));
+}
+
+MochiModel::MochiModel(MochiConfig config, ParameterMap params)
+    : config_(std::move(config)), params_(std::move(params)) {
+  config_.validate();
+  check_parameters(mochi_parameter_specs(config_), params_,
+                   "a Mochi-1 model with " + std::to_string(config_.num_layers) + " blocks");
+  build_layers();
+}
+
+void MochiModel::build_layers() {
+  const ParameterMap& p = params_;
+  patch_embed_ = frame_patch_embedding(p, "patch_embed.proj", config_.patch_size);
+  time_linear_1_ = linear_from(p, "time_embed.timestep_embedder.linear_1");
+  time_linear_2_ = linear_from(p, "time_embed.timestep_embedder.linear_2");
+  pooler_ = {linear_from(p, "time_embed.pooler.to_kv"), linear_from(p, "time_embed.pooler.to_q"),
+             linear_from(p, "time_embed.pooler.to_out")};
+  caption_proj_ = linear_from(p, "time_embed.caption_proj");
+  blocks_.clear();
+  for (int i = 0; i < config_.num_layers; ++i) blocks_.push_back(build_mochi_block(config_, p, i));
+  norm_out_ = linear_from(p, "norm_out.linear");
+  proj_out_ = linear_from(p, "proj_out");
+}
+
+void MochiModel::to(Device device) {
+  move_parameters(params_, device);
+  build_layers();
+}
+
+Tensor MochiModel::checked_mask(const Tensor& context, const Tensor& context_mask) const {
+  const int64_t batch = context.size(0), rows = context.size(1);
+  if (!context_mask.defined()) return ones_mask(batch, rows, patch_embed_.weight);
+  VDIT_CHECK(context_mask.shape() == (Shape{batch, rows}),
+             "context_mask must be [" << batch << ", " << rows << "], got " << to_string(context_mask.shape()));
+  const std::vector<float> m = context_mask.to_vector();
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t real = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      const float v = m[b * rows + i];
+      VDIT_CHECK(v == 0.0f || v == 1.0f, "context_mask of sample " << b << " holds " << v << " at row " << i
+                                                                   << "; only 0 (padding) and 1 (real) are allowed");
+      real += v == 1.0f;
+    }
+    VDIT_CHECK(real > 0, "context_mask of sample " << b << " has no real row");
+  }
+  return context_mask.to_f32().to(patch_embed_.weight.device());
+}
+
+MochiModel::Embedded MochiModel::embed(const Tensor& latents, const std::vector<double>& timesteps,
+                                       const Tensor& context, const Tensor& context_mask) const {
+  const MochiConfig& c = config_;
+  const int64_t batch = check_model_inputs(latents, c.in_channels, timesteps, context, c.text_embed_dim);
+  VDIT_CHECK(context.size(1) <= c.max_sequence_length,
+             "context has " << context.size(1) << " rows, more than max_sequence_length " << c.max_sequence_length);
+  const Tensor mask = checked_mask(context, context_mask);
+  Embedded out;
+  out.streams.visual = patch_embed_(latents);
+  out.grid = frame_patch_grid(latents, c.patch_size);
+  out.streams.text = caption_proj_(context);
+  const Tensor s = timestep_sinusoid(timesteps, c.time_embed_dim).to(time_linear_1_.weight.device());
+  const Tensor cond = add(time_linear_2_(silu(time_linear_1_(s))), pooler_(context, mask));
+  out.block_inputs.conditioning = silu(cond);
+  out.block_inputs.rope = mochi_rope(parameter(params_, "pos_frequencies"), out.grid);
+  const int64_t tokens = out.streams.visual.size(1);
+  out.block_inputs.joint_mask = concat({ones_mask(batch, tokens, mask), mask}, 1);
+  out.block_inputs.text_mask = reshape(mask, {batch, -1, 1});
+  return out;
+}
+
+MochiStreams MochiModel::run_block(int index, const MochiStreams& streams, const Embedded& embedded) const {
+  return blocks_.at(index)(streams, embedded.block_inputs);
+}
+
+Tensor MochiModel::run_head(const MochiStreams& streams, const Embedded& embedded) const {
+  // scale first, then shift (MOCHI.md, "Output"); LayerNorm without affine, eps 1e-6.
+  const std::vector<Tensor> s = modulation_chunks(norm_out_, embedded.block_inputs.conditioning, 2);
+  const Tensor x = add(mul(layer_norm(streams.visual, Tensor{}, Tensor{}, 1e-6f), add_scalar(s[0], 1.0f)), s[1]);
+  return unpatchify(proj_out_(x), embedded.grid, {1, config_.patch_size, config_.patch_size});
+}
+
+Tensor MochiModel::forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context,
+                           const Tensor& context_mask) const {
+  const Embedded embedded = embed(latents, timesteps, context, context_mask);
+  MochiStreams streams = embedded.streams;
+  for (int i = 0; i < static_cast<int>(blocks_.size()); ++i) streams = run_block(i, streams, embedded);
+  return run_head(streams, embedded);
+}
+
+}  // namespace vdit

@@ -1,0 +1,57 @@
+#pragma once
+// The Mochi-1 transformer assembled from its diffusers-layout parameters (MOCHI.md), with the
+// staged forward (embed, blocks, head) that VDiT has.
+#include <array>
+#include <vector>
+
+#include "layers/embeddings.h"
+#include "layers/mochi_block.h"
+
+namespace vdit {
+
+// MOCHI.md "Conditioning" 2: one query, the mean of a sample's real text rows, attends over
+// [mean; real rows] with kPoolHeads heads; to_out gives the pooled caption [B, d].
+struct CaptionPooler {
+  Linear to_kv, to_q, to_out;
+  Tensor operator()(const Tensor& text, const Tensor& mask) const;  // text [B, L, T], mask [B, L]
+};
+
+class MochiModel {
+ public:
+  // Checks that `params` holds exactly the config's parameters with their shapes.
+  MochiModel(MochiConfig config, ParameterMap params);
+
+  struct Embedded {
+    MochiStreams streams;  // the first block's input
+    MochiBlockInputs block_inputs;
+    std::array<int64_t, 3> grid{};  // tokens per (frame, row, column)
+  };
+  // latents [B, C, F, H, W]; one timestep per sample, passed to the sinusoid as is; context
+  // [B, L, text_embed_dim] with L <= max_sequence_length; context_mask [B, L] (1 = real row,
+  // 0 = padding, at least one real row per sample) or undefined (every row real).
+  Embedded embed(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context,
+                 const Tensor& context_mask = {}) const;
+  MochiStreams run_block(int index, const MochiStreams& streams, const Embedded& embedded) const;
+  Tensor run_head(const MochiStreams& streams, const Embedded& embedded) const;  // velocity [B, C_out, F, H, W]
+  Tensor forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context,
+                 const Tensor& context_mask = {}) const;
+
+  const MochiConfig& config() const { return config_; }
+  const ParameterMap& parameters() const { return params_; }
+  const std::vector<MochiBlock>& blocks() const { return blocks_; }
+  // Moves every parameter to `device` as VDiT::to does (frozen ones as bf16 on a GPU).
+  void to(Device device);
+
+ private:
+  void build_layers();
+  Tensor checked_mask(const Tensor& context, const Tensor& context_mask) const;
+
+  MochiConfig config_;
+  ParameterMap params_;
+  PatchEmbedding patch_embed_;
+  Linear time_linear_1_, time_linear_2_, caption_proj_, norm_out_, proj_out_;
+  CaptionPooler pooler_;
+  std::vector<MochiBlock> blocks_;
+};
+
+}  // namespace vdit
