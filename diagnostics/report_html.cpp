@@ -8,6 +8,7 @@
 
 #include "autograd/check.h"
 #include "diagnostics/heatmap.h"
+#include "diagnostics/html_chart.h"
 #include "diagnostics/png.h"
 
 namespace vdit {
@@ -27,20 +28,6 @@ figcaption { max-width: 20em; font-size: 0.9em; }
 .legend { display: flex; align-items: center; gap: 0.4em; margin-top: 0.3em; }
 .bar { display: inline-block; width: 12em; height: 0.8em; }
 )css";
-
-std::string escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string number(double v) {
   if (std::isnan(v)) return "n/a";
@@ -70,7 +57,7 @@ std::string figure(const std::string& after, const std::string& before, const st
   std::string html = "<figure><div class=\"pair\">";
   for (const auto& [file, label] : {std::pair{before, "before"}, std::pair{after, before.empty() ? "" : "after"}})
     if (!file.empty())
-      html += "<div><img src=\"" + escape(file) + "\" alt=\"" + escape(file) + "\"><div class=\"label\">" +
+      html += "<div><img src=\"" + html_escape(file) + "\" alt=\"" + html_escape(file) + "\"><div class=\"label\">" +
               std::string(label) + "</div></div>";
   return html + "</div><figcaption>" + caption + "</figcaption></figure>\n";
 }
@@ -166,7 +153,7 @@ void verdict_table(std::ostream& html, const DiagnosticsReport& r, const Thresho
       html << "<td>" << compared(number(c.value(r, v.block)), before ? &earlier_value : nullptr) << "</td>";
     }
     html << "<td>";
-    for (const std::string& reason : v.reasons) html << escape(reason) << "<br>";
+    for (const std::string& reason : v.reasons) html << html_escape(reason) << "<br>";
     html << "</td></tr>\n";
   }
   html << "</table>\n";
@@ -188,7 +175,7 @@ void worst_heads_section(std::ostream& html, const DiagnosticsReport& r, const D
          << compared(mean(r, sink), before ? &sink_before : nullptr) << "</td><td>"
          << compared(mean(r, head_metric("entropy")), before ? &entropy_before : nullptr) << "</td><td>";
     for (int64_t t = 0; t < r.timesteps() && !r.self_attn.sink_positions.empty(); ++t)
-      html << "sigma " << number(r.sigmas[t]) << ": " << escape(r.self_attn.sink_positions[r.index(t, head.block, head.head)])
+      html << "sigma " << number(r.sigmas[t]) << ": " << html_escape(r.self_attn.sink_positions[r.index(t, head.block, head.head)])
            << "<br>";
     html << "</td></tr>\n";
   }
@@ -215,8 +202,8 @@ void write_report_html(const std::string& dir, const DiagnosticsReport& r, const
   std::ostringstream html;
   html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>vditkit attention diagnostics"
        << "</title><style>" << kStyle << "</style></head><body>\n<h1>Attention diagnostics</h1>\n<table>"
-       << "<tr><th>model</th><td>" << escape(r.model) << "</td></tr>";
-  if (before) html << "<tr><th>before</th><td>" << escape(before->model) << "</td></tr>";
+       << "<tr><th>model</th><td>" << html_escape(r.model) << "</td></tr>";
+  if (before) html << "<tr><th>before</th><td>" << html_escape(before->model) << "</td></tr>";
   html << "<tr><th>sigmas</th><td>";
   for (double s : r.sigmas) html << number(s) << " ";
   html << "</td></tr><tr><th>blocks x heads</th><td>" << r.blocks << " x " << r.heads << "</td></tr><tr><th>frames"
@@ -231,7 +218,7 @@ void write_report_html(const std::string& dir, const DiagnosticsReport& r, const
       const std::string after = metric_picture(pictures, r, kind, m);
       if (after.empty()) continue;
       html << figure(after, before ? metric_picture(before_pictures, *before, kind, m) : "",
-                     "<b>" + std::string(m.name) + "</b>: " + escape(m.meaning) + ", mean over timesteps." +
+                     "<b>" + std::string(m.name) + "</b>: " + html_escape(m.meaning) + ", mean over timesteps." +
                          legend(number(m.lo), number(m.hi)));
     }
   }

@@ -54,8 +54,7 @@ std::string validation_samples_html(const VDiT& model, const LatentDataset& data
     options.shift = shift;
     options.seed = static_cast<uint64_t>(i);
     const Tensor x = sample(model, probe.latents.shape(), probe.context, options);
-    Tensor pixels = Tensor::empty(x.shape());  // [-1, 1] -> [0, 1]
-    for (int64_t j = 0; j < x.numel(); ++j) pixels.data()[j] = std::clamp((x.data()[j] + 1.0f) * 0.5f, 0.0f, 1.0f);
+    const Tensor pixels = sample_pixels(x);
     const std::string name = "sample_" + std::to_string(i);
     if (pixels.size(2) % 2 == 0 && pixels.size(3) % 2 == 0) encode_mp4((std::filesystem::path(dir) / (name + ".mp4")).string(), pixels);
     html += "<figure>";
