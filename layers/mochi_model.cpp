@@ -1,5 +1,7 @@
 #include "layers/mochi_model.h"
 
+#include <cmath>
+
 #include "autograd/check.h"
 #include "layers/family_layers.h"
 #include "layers/family_params.h"
@@ -7,16 +9,21 @@
 namespace vdit {
 
 Tensor CaptionPooler::operator()(const Tensor& text, const Tensor& mask) const {
-  const int64_t batch = text.size(0), width = text.size(2);
+  const int64_t batch = text.size(0), width = text.size(2), heads = MochiConfig::kPoolHeads;
   const Tensor real = mul(text, reshape(mask, {batch, -1, 1}));
   const Tensor pool = div(sum(real, {1}), sum(mask, {1}, true));  // mean of the real rows [B, T]
   const std::vector<Tensor> kv = chunk(to_kv(concat({reshape(pool, {batch, 1, width}), text}, 1)), 2, 2);
-  const int64_t heads = MochiConfig::kPoolHeads;
-  AttentionOptions options;
-  options.key_mask = concat({ones_mask(batch, 1, mask), mask}, 1);
-  const Tensor a = attention(split_heads(reshape(to_q(pool), {batch, 1, width}), heads), split_heads(kv[0], heads),
-                             split_heads(kv[1], heads), options);
-  return to_out(reshape(a, {batch, width}));
+  // One query per sample, so plain products serve (the fused GPU attention takes head widths of
+  // 64 and 128 only; the released pooler's are 4096 / 8 = 512).
+  const Tensor q = reshape(to_q(pool), {batch, heads, 1, -1});
+  const Tensor k = permute(split_heads(kv[0], heads), {0, 2, 3, 1});  // [B, n, hd, 1 + L]
+  const Tensor v = permute(split_heads(kv[1], heads), {0, 2, 1, 3});  // [B, n, 1 + L, hd]
+  // Padding keys sit 1e9 below the others: exactly zero mass after the softmax in float32.
+  const Tensor keep = concat({ones_mask(batch, 1, mask), mask}, 1);
+  const Tensor bias = reshape(scale(add_scalar(keep, -1.0f), 1e9f), {batch, 1, 1, -1});
+  const float root_head_dim = std::sqrt(static_cast<float>(width / heads));
+  const Tensor weights = softmax(add(scale(matmul(q, k), 1.0f / root_head_dim), bias));
+  return to_out(reshape(matmul(weights, v), {batch, width}));
 }
 
 MochiModel::MochiModel(MochiConfig config, ParameterMap params)
