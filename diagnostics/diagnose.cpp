@@ -5,25 +5,12 @@
 #include "autograd/check.h"
 #include "autograd/random.h"
 #include "autograd/tape.h"
+#include "diagnostics/attention_call.h"
 #include "diagnostics/sparse_attention.h"
 
 namespace vdit {
 
 namespace {
-
-// One sample's attention inputs as the statistics want them: [N, H, hd].
-Tensor sample_heads(const Tensor& t) { return reshape(t.detach(), {t.size(1), t.size(2), t.size(3)}); }
-
-std::vector<float> temperatures(const AttentionOptions& options, int64_t heads) {
-  if (!options.temperature.defined()) return {};
-  std::vector<float> tau = options.temperature.to_vector();
-  VDIT_CHECK(static_cast<int64_t>(tau.size()) == heads, "temperature has " << tau.size() << " values for " << heads << " heads");
-  return tau;
-}
-
-float attention_scale(const AttentionOptions& options, const Tensor& q) {
-  return options.scale > 0.0f ? options.scale : 1.0f / std::sqrt(static_cast<float>(q.size(3)));
-}
 
 // Computes the statistics of every attention call of one block run.
 class StatsProbe : public AttentionProbe {

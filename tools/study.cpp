@@ -11,6 +11,8 @@ namespace {
 const Command kStudies[] = {
     {"transfer", "attention-map transfer editing: every block's self-attention from a source prompt, alone and all together",
      run_study_transfer},
+    {"perturb", "self-attention replaced by identity or uniform maps per block, beside each block's entropy",
+     run_study_perturb},
 };
 
 void print_studies() {

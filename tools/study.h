@@ -6,5 +6,6 @@
 namespace vdit::cli {
 
 int run_study_transfer(int argc, char** argv);  // tools/study_transfer.cpp
+int run_study_perturb(int argc, char** argv);   // tools/study_perturb.cpp
 
 }  // namespace vdit::cli

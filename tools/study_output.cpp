@@ -2,9 +2,11 @@
 
 #include <cmath>
 #include <cstdio>
+#include <numeric>
 
 #include "data/hdf5_file.h"
 #include "data/video_io.h"
+#include "diagnostics/html_chart.h"
 #include "tools/sampling_flags.h"
 
 namespace vdit::cli {
@@ -21,6 +23,17 @@ std::vector<std::string> write_study_samples(const std::string& dir, const std::
     write_sample(written.back(), sample, fps);
   }
   return written;
+}
+
+std::string html_page(const std::string& title, const std::string& body) {
+  return "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" + html_escape(title) +
+         "</title><style>body{font-family:sans-serif;max-width:60em}td,th{padding:2px 8px;text-align:right}"
+         "td:first-child,td:nth-child(2){text-align:left}</style></head><body>\n" +
+         body + "</body></html>\n";
+}
+
+double mean_of(const std::vector<double>& values) {
+  return values.empty() ? NAN : std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
 }
 
 std::string fixed(double value, int digits) {

@@ -14,6 +14,12 @@ namespace vdit::cli {
 std::vector<std::string> write_study_samples(const std::string& dir, const std::vector<std::pair<std::string, Tensor>>& samples,
                                              int fps);
 
+// A whole HTML page around `body` (the reports' shared style: numbers right-aligned).
+std::string html_page(const std::string& title, const std::string& body);
+
+// The mean of `values`; NaN when empty.
+double mean_of(const std::vector<double>& values);
+
 // "12.3" for a finite value, "inf" / "nan" otherwise; `digits` after the point.
 std::string fixed(double value, int digits);
 

@@ -2,7 +2,6 @@
 // written as transfer.json, report.html (table and plot) and the samples.
 #include <filesystem>
 #include <iostream>
-#include <numeric>
 
 #include <nlohmann/json.hpp>
 
@@ -18,10 +17,6 @@
 namespace vdit::cli {
 namespace {
 
-double mean(const std::vector<double>& v) {
-  return v.empty() ? NAN : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-}
-
 nlohmann::json comparison_json(const SampleComparison& c) {
   nlohmann::json j = {{"rms_to_source", c.rms_to_source}, {"rms_to_target", c.rms_to_target}};
   if (!c.psnr_to_source.empty()) {  // identical frames give +inf, which JSON writes as null
@@ -34,7 +29,7 @@ nlohmann::json comparison_json(const SampleComparison& c) {
 std::string table_row(const std::string& name, const std::string& blocks, const SampleComparison& c, bool pixels) {
   std::string row = "<tr><td>" + name + "</td><td>" + blocks + "</td><td>" + fixed(c.rms_to_source, 4) + "</td><td>" +
                     fixed(c.rms_to_target, 4) + "</td>";
-  if (pixels) row += "<td>" + fixed(mean(c.psnr_to_source), 2) + "</td><td>" + fixed(mean(c.psnr_to_target), 2) + "</td>";
+  if (pixels) row += "<td>" + fixed(mean_of(c.psnr_to_source), 2) + "</td><td>" + fixed(mean_of(c.psnr_to_target), 2) + "</td>";
   return row + "</tr>\n";
 }
 
@@ -51,10 +46,8 @@ std::string report_html(const TransferStudy& study, const std::string& source, c
     plain.y.push_back(study.target_comparison.rms_to_source);
   }
   chart.series = {to_source, to_target, plain};
-  std::string html = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>vditkit study transfer</title>"
-                     "<style>body{font-family:sans-serif;max-width:60em}td,th{padding:2px 8px;text-align:right}"
-                     "td:first-child,td:nth-child(2){text-align:left}</style></head><body>\n"
-                     "<h1>Attention-map transfer, block by block</h1>\n<p>Source prompt: <b>" +
+  std::string html =
+      "<h1>Attention-map transfer, block by block</h1>\n<p>Source prompt: <b>" +
                      html_escape(source) + "</b><br>Target prompt: <b>" + html_escape(target) + "</b><br>" +
                      html_escape(settings) +
                      "</p>\n<p>Each row is the target sampled from the source's noise with the named blocks' "
@@ -70,7 +63,8 @@ std::string report_html(const TransferStudy& study, const std::string& source, c
     for (int b : row.blocks) blocks += std::string(blocks.empty() ? "" : ",") + std::to_string(b);
     html += table_row(row.name, blocks, row.comparison, pixels);
   }
-  return html + "</table>\n<p>Samples: samples.h5" + std::string(pixels ? " and one MP4 per row" : "") + ".</p>\n</body></html>\n";
+  html += "</table>\n<p>Samples: samples.h5" + std::string(pixels ? " and one MP4 per row" : "") + ".</p>\n";
+  return html_page("vditkit study transfer", html);
 }
 
 }  // namespace
@@ -140,7 +134,7 @@ int run_study_transfer(int argc, char** argv) {
   std::printf("%-14s %14s %16s%s\n", "sample", "RMS to source", "RMS to target", pixels ? "  PSNR to source (dB)" : "");
   auto print = [&](const std::string& name, const SampleComparison& cmp) {
     std::printf("%-14s %14s %16s%s\n", name.c_str(), fixed(cmp.rms_to_source, 4).c_str(), fixed(cmp.rms_to_target, 4).c_str(),
-                pixels ? ("  " + fixed(mean(cmp.psnr_to_source), 2)).c_str() : "");
+                pixels ? ("  " + fixed(mean_of(cmp.psnr_to_source), 2)).c_str() : "");
   };
   print("plain target", study.target_comparison);
   for (const TransferStudyRow& row : study.rows) print(row.name, row.comparison);
