@@ -5,6 +5,14 @@
 
 namespace vdit {
 
+bool take_grad(GradSlot& to, GradSlot& from) {
+  if (to.grad || !from.grad || &from == &to || numel(from.shape) != numel(to.shape) || from.device != to.device)
+    return false;
+  to.grad = Tensor::borrow(to.shape, DType::F32, from.grad->data, from.grad->owner, to.device).impl_ptr();
+  from.grad.reset();
+  return true;
+}
+
 void reduce_into(float* dst, const Shape& dst_shape, const float* src, const Shape& src_shape,
                  float alpha) {
   const int64_t n = numel(src_shape);

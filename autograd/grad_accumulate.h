@@ -7,6 +7,12 @@ namespace vdit {
 // The gradient that reached an op's output, or null when none did.
 inline const float* arrived(const GradRef& slot) { return slot ? slot->get() : nullptr; }
 
+// Moves `from`'s gradient into `to` when `to` has none yet (same element count and device; seen
+// as `to`'s shape; `from` is left empty) instead of copying it; false, and nothing moved,
+// otherwise. For an op whose input's gradient is its output's (reshape, add): the output's slot
+// is not read again once that op's backward has run.
+bool take_grad(GradSlot& to, GradSlot& from);
+
 // dst += alpha * src summed over the axes along which `dst_shape` broadcasts to `src_shape`.
 // Equal element counts are a plain add (the shapes may differ, as for a reshape).
 void reduce_into(float* dst, const Shape& dst_shape, const float* src, const Shape& src_shape,

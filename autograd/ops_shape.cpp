@@ -62,7 +62,7 @@ Tensor reshape(const Tensor& x, Shape shape) {
   const Device device = x.device();
   Tape::record([go, gx, shape, device] {
     const float* dy = arrived(go);
-    if (!dy) return;
+    if (!dy || take_grad(*gx, *go)) return;  // the input's first gradient is the output's, moved
     if (device.is_cuda())
       cuda_backend().accumulate(gx->buffer(), dy, numel(shape), 1.0f, device.index);
     else

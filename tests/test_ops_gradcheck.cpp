@@ -122,6 +122,14 @@ TEST_F(OpsGradcheck, Reshape) {
                               {param({3, 5}), param({5, 3})}));
 }
 
+// The reshape's input has another consumer: its gradient is the reshape's, moved, plus that one.
+TEST_F(OpsGradcheck, ReshapeBesideAnotherUseOfItsInput) {
+  EXPECT_TRUE(gradients_match([](const auto& in) { return mul(reshape(in[0], {5, -1}), reshape(exp(in[0]), {5, 3})); },
+                              {param({3, 5})}));
+  EXPECT_TRUE(gradients_match([](const auto& in) { return add(reshape(in[0], {5, -1}), reshape(in[0], {5, -1})); },
+                              {param({3, 5})}));
+}
+
 TEST_F(OpsGradcheck, Permute) {
   EXPECT_TRUE(gradients_match([](const auto& in) { return permute(in[0], {2, 0, 1}); },
                               {param({2, 3, 4})}));

@@ -102,13 +102,18 @@ constexpr int kThreads = 256;
 // false overwrites dst.
 void reduce_into(float* dst, const Shape& dst_shape, const float* src, const Shape& src_shape,
                  float alpha, bool accumulate, int device);
-// dst += alpha * src broadcast from `src_shape` up to `dst_shape`.
+// dst (+)= alpha * src broadcast from `src_shape` up to `dst_shape`; `accumulate` false
+// overwrites dst.
 void broadcast_into(float* dst, const Shape& dst_shape, const float* src, const Shape& src_shape,
-                    float alpha, int device);
-// slot += alpha * reduce(src): an input's share of a gradient of shape `from`.
+                    float alpha, bool accumulate, int device);
+// slot += alpha * reduce(src): an input's share of a gradient of shape `from` (written, not
+// added, into a fresh buffer).
 inline void accumulate_grad(const GradRef& slot, const Shape& from, const float* src, float alpha,
                             int device) {
-  if (slot) reduce_into(slot->buffer(), slot->shape, src, from, alpha, true, device);
+  if (!slot) return;
+  bool fresh = false;
+  float* dst = slot->buffer_for_write(&fresh);
+  reduce_into(dst, slot->shape, src, from, alpha, !fresh, device);
 }
 // *total += the sum of x[i]^2 over i < n, in double in a fixed order (*total on the device).
 void add_sum_of_squares(const float* x, int64_t n, double* total, int device);

@@ -1,5 +1,7 @@
 #include <cuda_bf16.h>
 
+#include "autograd/cuda/device_math.cuh"
+#include "autograd/cuda/kernel_support.cuh"
 #include "autograd/cuda/memory_kernels.h"
 #include "autograd/cuda/runtime.h"
 
@@ -7,32 +9,59 @@ namespace vdit::cuda {
 
 namespace {
 
-template <class T>
-__device__ T from_float(float v);
-template <>
-__device__ float from_float<float>(float v) { return v; }
-template <>
-__device__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+// Each kernel runs over groups of eight elements (16-byte loads and stores: these kernels are
+// bound by memory bandwidth) from `first`, or over single elements (`kWide` false) for
+// misaligned pointers and the tail.
 
-__device__ float to_float(float v) { return v; }
-__device__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <class T>
-__global__ void fill_kernel(T* data, int64_t n, float value) {
-  const T v = from_float<T>(value);
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-    data[i] = v;
+template <bool kWide, class T>
+__global__ void fill_kernel(T* data, int64_t first, int64_t count, float value) {
+  constexpr int kStep = kWide ? 8 : 1;
+  float v[8];
+#pragma unroll
+  for (int k = 0; k < 8; ++k) v[k] = value;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
+    if constexpr (kWide) store8(data + first + kStep * i, v);
+    else store(data, first + i, value);
+  }
 }
 
-template <class From, class To>
-__global__ void convert_kernel(const From* src, To* dst, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-    dst[i] = from_float<To>(to_float(src[i]));
+template <bool kWide, class From, class To>
+__global__ void convert_kernel(const From* src, To* dst, int64_t first, int64_t count) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
+    if constexpr (kWide) {
+      float v[8];
+      load8(src + first + 8 * i, v);
+      store8(dst + first + 8 * i, v);
+    } else {
+      store(dst, first + i, load(src, first + i));
+    }
+  }
 }
 
-__global__ void accumulate_kernel(float* dst, const float* src, int64_t n, float alpha) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-    dst[i] += alpha * src[i];
+template <bool kWide>
+__global__ void accumulate_kernel(float* dst, const float* src, int64_t first, int64_t count, float alpha) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
+    if constexpr (kWide) {
+      float d[8], s[8];
+      load8(dst + first + 8 * i, d);
+      load8(src + first + 8 * i, s);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) d[k] += alpha * s[k];
+      store8(dst + first + 8 * i, d);
+    } else {
+      dst[first + i] += alpha * src[first + i];
+    }
+  }
+}
+
+// launch(kWide tag, first, count) over n elements: groups of eight where every pointer is
+// 16-byte aligned, then the tail one by one.
+template <class Launch>
+void split_launch(int64_t n, bool aligned, Launch&& launch) {
+  const int64_t groups = aligned ? n / 8 : 0;
+  if (groups > 0) launch(std::true_type{}, int64_t{0}, groups);
+  if (n > 8 * groups) launch(std::false_type{}, 8 * groups, n - 8 * groups);
+  VDIT_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
@@ -40,31 +69,37 @@ __global__ void accumulate_kernel(float* dst, const float* src, int64_t n, float
 void fill(void* data, DType dtype, int64_t n, float value, int device) {
   if (n == 0) return;
   DeviceGuard guard(device);
-  if (dtype == DType::F32)
-    fill_kernel<<<blocks_for(n), 256, 0, stream(device)>>>(static_cast<float*>(data), n, value);
-  else
-    fill_kernel<<<blocks_for(n), 256, 0, stream(device)>>>(static_cast<__nv_bfloat16*>(data), n, value);
-  VDIT_CUDA_CHECK_LAUNCH();
+  with_dtype(dtype, [&](auto tag) {
+    using T = VDIT_T(tag);
+    T* p = static_cast<T*>(data);
+    split_launch(n, aligned16(p), [&](auto wide, int64_t first, int64_t count) {
+      fill_kernel<decltype(wide)::value><<<blocks_for(count), 256, 0, stream(device)>>>(p, first, count, value);
+    });
+  });
 }
 
 void convert(const void* src, DType from, void* dst, DType to, int64_t n, int device) {
   if (n == 0) return;
   VDIT_CHECK(from != to, "convert: same dtype " << dtype_name(from));
   DeviceGuard guard(device);
-  if (from == DType::F32)
-    convert_kernel<<<blocks_for(n), 256, 0, stream(device)>>>(
-        static_cast<const float*>(src), static_cast<__nv_bfloat16*>(dst), n);
-  else
-    convert_kernel<<<blocks_for(n), 256, 0, stream(device)>>>(
-        static_cast<const __nv_bfloat16*>(src), static_cast<float*>(dst), n);
-  VDIT_CUDA_CHECK_LAUNCH();
+  with_dtype(from, [&](auto tf) {
+    with_dtype(to, [&](auto tt) {
+      const auto* s = static_cast<const VDIT_T(tf)*>(src);
+      auto* d = static_cast<VDIT_T(tt)*>(dst);
+      split_launch(n, aligned16(s) && aligned16(d), [&](auto wide, int64_t first, int64_t count) {
+        convert_kernel<decltype(wide)::value><<<blocks_for(count), 256, 0, stream(device)>>>(s, d, first, count);
+      });
+    });
+  });
 }
 
 void accumulate(float* dst, const float* src, int64_t n, float alpha, int device) {
   if (n == 0) return;
   DeviceGuard guard(device);
-  accumulate_kernel<<<blocks_for(n), 256, 0, stream(device)>>>(dst, src, n, alpha);
-  VDIT_CUDA_CHECK_LAUNCH();
+  split_launch(n, aligned16(dst) && aligned16(src), [&](auto wide, int64_t first, int64_t count) {
+    accumulate_kernel<decltype(wide)::value><<<blocks_for(count), 256, 0, stream(device)>>>(dst, src, first,
+                                                                                            count, alpha);
+  });
 }
 
 }  // namespace vdit::cuda

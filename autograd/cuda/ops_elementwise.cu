@@ -107,17 +107,29 @@ void launch_binary(const TA* a, const TB* b, TO* o, const Indexer<3>& ix, int64_
   VDIT_CUDA_CHECK_LAUNCH();
 }
 
+// Where an element-wise backward writes its input's gradient, and whether it overwrites (else
+// adds to) it: dy's own buffer, moved from the output's slot `output` (null: not this time)
+// when the input has no gradient yet, rewritten in place element by element (dy is read nowhere
+// after this op's backward; no second buffer of dy's size is allocated); else the input's
+// buffer, overwritten when fresh, not zero-filled and added to.
+float* grad_target(GradSlot& slot, GradSlot* output, bool* overwrite) {
+  if (output && take_grad(slot, *output)) {
+    *overwrite = true;
+    return slot.buffer();
+  }
+  return slot.buffer_for_write(overwrite);
+}
+
 // Adds the gradient of a (kForA) or b into `slot`, through a temporary of the broadcast shape
-// when that input was broadcast.
+// when that input was broadcast; `output` as for grad_target, when this is dy's last reader.
 template <BinaryOp kOp, bool kForA>
 void binary_grad(const GradRef& slot, const Tensor& a, const Tensor& b, const Shape& shape, const float* dy,
-                 int device) {
+                 GradSlot* output, int device) {
   const int64_t n = numel(shape);
   const bool direct = slot->shape == shape;
   const Tensor temp = direct ? Tensor() : Tensor::empty(shape, DType::F32, Device::cuda(device));
-  // A fresh gradient buffer is overwritten, not zero-filled and then added to.
   bool fresh = false;
-  float* dst = direct ? slot->buffer_for_write(&fresh) : out<float>(temp);
+  float* dst = direct ? grad_target(*slot, output, &fresh) : out<float>(temp);
   const Indexer<3> ix = broadcast_indexer(shape, a.defined() ? a.shape() : shape, b.shape());
   const DType a_dtype = a.defined() ? a.dtype() : DType::F32;
   with_dtype(a_dtype, [&](auto ta) {
@@ -162,8 +174,14 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
     Tape::record([go, ga, gb, shape, sign_b, device] {
       const float* dy = arrived(go);
       if (!dy) return;
-      accumulate_grad(ga, shape, dy, 1.0f, device);
-      accumulate_grad(gb, shape, dy, sign_b, device);
+      // An input's first gradient, when it has the output's shape and sign, is dy itself: moved
+      // into its slot, not copied, after the other input has read dy (ga and gb may be one slot).
+      const bool a_moves = ga && ga->shape == shape;
+      const bool b_moves = !a_moves && gb && gb->shape == shape && sign_b == 1.0f;
+      GradRef first = a_moves ? gb : ga, last = a_moves ? ga : gb;
+      const float first_sign = a_moves ? sign_b : 1.0f, last_sign = a_moves ? 1.0f : sign_b;
+      accumulate_grad(first, shape, dy, first_sign, device);
+      if (last && !((a_moves || b_moves) && take_grad(*last, *go))) accumulate_grad(last, shape, dy, last_sign, device);
     });
     return result;
   }
@@ -177,8 +195,8 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
     with_binary_op(op, [&](auto kop) {
       constexpr BinaryOp k = decltype(kop)::value;
       if constexpr (k == BinaryOp::Mul || k == BinaryOp::Div) {
-        if (ga) binary_grad<k, true>(ga, saved_a, saved_b, shape, dy, device);
-        if (gb) binary_grad<k, false>(gb, saved_a, saved_b, shape, dy, device);
+        if (ga) binary_grad<k, true>(ga, saved_a, saved_b, shape, dy, gb ? nullptr : go.get(), device);
+        if (gb) binary_grad<k, false>(gb, saved_a, saved_b, shape, dy, go.get(), device);
       }
     });
   });
@@ -279,8 +297,8 @@ Tensor unary_op(UnaryOp op, const Tensor& x) {
     if (!dy || !gx || n == 0) return;
     const int device = saved.device().index;
     DeviceGuard guard(device);
-    bool fresh = false;  // a fresh buffer is overwritten, not zero-filled first
-    float* dx = gx->buffer_for_write(&fresh);
+    bool fresh = false;
+    float* dx = grad_target(*gx, go.get(), &fresh);
     with_unary_op(op, [&](auto kop) {
       with_dtype(saved.dtype(), [&](auto t) {
         unary_grad_kernel<decltype(kop)::value><<<blocks_for(n), kThreads, 0, stream(device)>>>(

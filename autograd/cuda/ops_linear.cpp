@@ -1,12 +1,12 @@
 // The GEMM ops on CUDA: linear (y = x W^T + b, the bias fused in cuBLASLt's epilogue) and
 // batched matmul, twins of autograd/ops_linear.cpp. Operands enter the tensor cores as bf16
 // (fp32 inputs are narrowed, a trainable fp32 weight gets a bf16 copy per call); accumulation is
-// fp32. Backward narrows dy to bf16 once and writes fp32 gradients straight from the GEMMs
-// (beta 0 into a fresh buffer, 1 to accumulate), as the CPU op does.
+// fp32. Backward narrows dy to bf16 once (summing the bias gradient in the same pass) and writes
+// fp32 gradients straight from the GEMMs (beta 0 into a fresh buffer, 1 to accumulate), as the
+// CPU op does.
 #include <cuda_bf16.h>
 
 #include "autograd/cuda/cublaslt.h"
-#include "autograd/cuda/memory_kernels.h"
 #include "autograd/cuda/ops_linear_kernels.h"
 #include "autograd/cuda/register.h"
 #include "autograd/grad_accumulate.h"
@@ -25,10 +25,14 @@ DType output_dtype(std::initializer_list<const Tensor*> inputs) {
   return DType::F32;
 }
 
-// A bf16 copy of a gradient that arrived as fp32: the GEMMs' operand.
-Tensor narrowed(const float* dy, const Shape& shape, int device) {
+// A bf16 copy of a gradient that arrived as fp32 (the GEMMs' operand), viewed as [rows, cols];
+// with `bias`, the bias's gradient (column sums) from the same pass.
+Tensor narrowed(const float* dy, const Shape& shape, int device, const GradRef& bias = nullptr) {
   Tensor out = Tensor::empty(shape, DType::BF16, Device::cuda(device));
-  convert(dy, DType::F32, out.storage(), DType::BF16, out.numel(), device);
+  const int64_t cols = shape.empty() ? 1 : shape.back(), rows = cols ? out.numel() / cols : 0;
+  bool fresh = false;
+  float* sums = bias ? bias->buffer_for_write(&fresh) : nullptr;
+  narrow_with_column_sums(dy, rows, cols, static_cast<__nv_bfloat16*>(out.storage()), sums, !fresh, device);
   return out;
 }
 
@@ -60,7 +64,7 @@ Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
   Tape::record([=] {
     const float* dy = arrived(go);
     if (!dy) return;
-    const Tensor dy16 = narrowed(dy, {rows, out_features}, device);
+    const Tensor dy16 = narrowed(dy, {rows, out_features}, device, gb);
     bool fresh = false;
     if (gx) {  // dx [rows, in] = dy W
       GemmArgs d;
@@ -81,7 +85,6 @@ Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
       d.beta = fresh ? 0.0f : 1.0f;
       gemm(d, device);
     }
-    if (gb) add_column_sums(dy, rows, out_features, gb->buffer(), device);
   });
   return out;
 }

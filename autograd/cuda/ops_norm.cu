@@ -36,9 +36,9 @@ __global__ void softmax_kernel(const T* x, T* y, int64_t d) {
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) store(yr, j, expf(load(xr, j) - m) * inv);
 }
 
-// dx += y (dy - sum(dy y)) per row.
+// dx (+)= y (dy - sum(dy y)) per row.
 template <class T>
-__global__ void softmax_backward_kernel(const T* y, const float* dy, float* dx, int64_t d) {
+__global__ void softmax_backward_kernel(const T* y, const float* dy, float* dx, int64_t d, bool accumulate) {
   __shared__ float scratch[32];
   const int64_t base = blockIdx.x * d;
   float dot = 0.0f;
@@ -46,7 +46,7 @@ __global__ void softmax_backward_kernel(const T* y, const float* dy, float* dx, 
   dot = block_reduce(dot, scratch);
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
     const float yj = load(y, base + j);
-    dx[base + j] += yj * (dy[base + j] - dot);
+    dx[base + j] = (accumulate ? dx[base + j] : 0.0f) + yj * (dy[base + j] - dot);
   }
 }
 
@@ -70,9 +70,11 @@ Tensor softmax_op(const Tensor& x) {
     const float* dy = arrived(go);
     if (!dy || rows == 0) return;
     DeviceGuard guard(device);
+    bool fresh = false;  // a fresh buffer is written, not zero-filled and added to
+    float* dx = gx->buffer_for_write(&fresh);
     with_dtype(y.dtype(), [&](auto t) {
       softmax_backward_kernel<<<static_cast<unsigned>(rows), row_threads(d), 0, stream(device)>>>(
-          in<VDIT_T(t)>(y), dy, gx->buffer(), d);
+          in<VDIT_T(t)>(y), dy, dx, d, !fresh);
     });
     VDIT_CUDA_CHECK_LAUNCH();
   });
@@ -110,10 +112,10 @@ __global__ void norm_kernel(const T* x, const TW* w, const TB* b, TO* y, float* 
   }
 }
 
-// dx += rstd (g - mean(g) - xhat mean(g xhat)), g = dy w (mean(g) only when centred).
+// dx (+)= rstd (g - mean(g) - xhat mean(g xhat)), g = dy w (mean(g) only when centred).
 template <bool kCentred, class T, class TW>
 __global__ void norm_backward_kernel(const T* x, const TW* w, const float* dy, const float* mean, const float* rstd,
-                                     float* dx, int64_t d) {
+                                     float* dx, int64_t d, bool accumulate) {
   __shared__ float scratch[32];
   const int64_t base = blockIdx.x * d;
   const float m = mean[blockIdx.x], rs = rstd[blockIdx.x];
@@ -128,7 +130,7 @@ __global__ void norm_backward_kernel(const T* x, const TW* w, const float* dy, c
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
     const float xhat = (load(x, base + j) - m) * rs;
     const float g = w ? dy[base + j] * load(w, j) : dy[base + j];
-    dx[base + j] += rs * (g - mean_g - xhat * mean_gx);
+    dx[base + j] = (accumulate ? dx[base + j] : 0.0f) + rs * (g - mean_g - xhat * mean_gx);
   }
 }
 
@@ -171,14 +173,17 @@ void norm_backward(const NormSaved& s, const float* dy, const GradRef& gx, const
   const float* rstd = in<float>(s.rstd);
   with_dtype(s.x.dtype(), [&](auto tx) {
     using T = VDIT_T(tx);
+    // Fresh gradient buffers are written, not zero-filled and added to.
+    bool fresh = false;
     if (gx)
       with_optional(s.w, [&](auto w) {
+        float* dx = gx->buffer_for_write(&fresh);
         if (s.centred)
           norm_backward_kernel<true><<<static_cast<unsigned>(s.rows), row_threads(s.d), 0, st>>>(
-              in<T>(s.x), w, dy, mean, rstd, gx->buffer(), s.d);
+              in<T>(s.x), w, dy, mean, rstd, dx, s.d, !fresh);
         else
           norm_backward_kernel<false><<<static_cast<unsigned>(s.rows), row_threads(s.d), 0, st>>>(
-              in<T>(s.x), w, dy, mean, rstd, gx->buffer(), s.d);
+              in<T>(s.x), w, dy, mean, rstd, dx, s.d, !fresh);
         VDIT_CUDA_CHECK_LAUNCH();
       });
     if (!gw && !gb) return;
@@ -192,8 +197,11 @@ void norm_backward(const NormSaved& s, const float* dy, const GradRef& gx, const
     norm_weight_partial_kernel<<<grid, kThreads, 0, st>>>(in<T>(s.x), dy, mean, rstd, s.rows, s.d, chunk,
                                                          gw ? out<float>(pw) : nullptr, gb ? out<float>(pb) : nullptr);
     VDIT_CUDA_CHECK_LAUNCH();
-    if (gw) sum_partials(in<float>(pw), chunks, s.d, gw->buffer(), 1.0f, true, s.device);
-    if (gb) sum_partials(in<float>(pb), chunks, s.d, gb->buffer(), 1.0f, true, s.device);
+    for (const auto& [slot, partials] : {std::pair{gw, pw}, std::pair{gb, pb}}) {
+      if (!slot) continue;
+      float* dst = slot->buffer_for_write(&fresh);
+      sum_partials(in<float>(partials), chunks, s.d, dst, 1.0f, !fresh, s.device);
+    }
   });
 }
 

@@ -53,13 +53,25 @@ __global__ void reduce_outer_kernel(const T* src, Indexer<1> kept, Indexer<1> re
   partials[blockIdx.y * count + k] = s;
 }
 
+// Output k = blockIdx.x 32 + threadIdx.x: the kGroups rows of threads each sum every kGroups-th
+// chunk in order (a warp reads 32 neighbouring outputs of one chunk), then one thread adds the
+// groups' sums in order. Many short chains instead of one thread per output walking every chunk.
+constexpr int kGroups = 8;
+
 __global__ void sum_partials_kernel(const float* partials, int64_t chunks, int64_t count, float* dst,
                                     float alpha, bool accumulate) {
-  for (int64_t k = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; k < count; k += int64_t{gridDim.x} * blockDim.x) {
-    float s = 0.0f;
-    for (int64_t c = 0; c < chunks; ++c) s += partials[c * count + k];
-    dst[k] = accumulate ? dst[k] + alpha * s : alpha * s;
-  }
+  __shared__ float group_sums[kGroups][32];
+  const int64_t k = blockIdx.x * int64_t{32} + threadIdx.x;
+  float s = 0.0f;
+  if (k < count)
+    for (int64_t c = threadIdx.y; c < chunks; c += kGroups) s += partials[c * count + k];
+  group_sums[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y != 0 || k >= count) return;
+  float total = 0.0f;
+#pragma unroll
+  for (int g = 0; g < kGroups; ++g) total += group_sums[g][threadIdx.x];
+  dst[k] = accumulate ? dst[k] + alpha * total : alpha * total;
 }
 
 template <class T>
@@ -115,11 +127,13 @@ void reduce_typed(float* dst, const Shape& dst_shape, const T* src, const Shape&
   sum_partials(in<float>(partials), chunks, count, dst, alpha, accumulate, device);
 }
 
-__global__ void broadcast_into_kernel(float* dst, const float* src, Indexer<2> ix, int64_t n, float alpha) {
+__global__ void broadcast_into_kernel(float* dst, const float* src, Indexer<2> ix, int64_t n, float alpha,
+                                      bool accumulate) {
   int64_t off[2];
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
     ix.offsets(i, off);
-    dst[off[0]] += alpha * src[off[1]];
+    const float v = alpha * src[off[1]];
+    dst[off[0]] = accumulate ? dst[off[0]] + v : v;
   }
 }
 
@@ -150,13 +164,15 @@ __global__ void mean_of_total_kernel(const double* total, int64_t n, float* out)
   *out = static_cast<float>(*total / static_cast<double>(n));
 }
 
+// dp (+)= g, dt (-)= g; a fresh buffer (add_p, add_t false) is written.
 template <class TP, class TT>
-__global__ void mse_backward_kernel(const TP* p, const TT* t, int64_t n, const float* dy, float* dp, float* dt) {
+__global__ void mse_backward_kernel(const TP* p, const TT* t, int64_t n, const float* dy, float* dp, float* dt,
+                                    bool add_p, bool add_t) {
   const float c = 2.0f * dy[0] / static_cast<float>(n);
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
     const float g = c * (load(p, i) - load(t, i));
-    if (dp) dp[i] += g;
-    if (dt) dt[i] -= g;
+    if (dp) dp[i] = (add_p ? dp[i] : 0.0f) + g;
+    if (dt) dt[i] = (add_t ? dt[i] : 0.0f) - g;
   }
 }
 
@@ -190,7 +206,11 @@ Tensor sum_op(const Tensor& x, const std::vector<int>& axes, bool keepdim, bool 
   GradRef go = Tape::output(result), gx = x.grad_ref();
   const Shape in_shape = x.shape();
   Tape::record([go, gx, in_shape, kept, factor, device] {
-    if (const float* dy = arrived(go)) broadcast_into(gx->buffer(), in_shape, dy, kept, factor, device);
+    const float* dy = arrived(go);
+    if (!dy) return;
+    bool fresh = false;  // a fresh buffer is written, not zero-filled and added to
+    float* dx = gx->buffer_for_write(&fresh);
+    broadcast_into(dx, in_shape, dy, kept, factor, !fresh, device);
   });
   return result;
 }
@@ -218,12 +238,14 @@ Tensor mse_loss_op(const Tensor& prediction, const Tensor& target) {
     const float* dy = arrived(go);
     if (!dy || n == 0) return;
     DeviceGuard guard(device);
-    float* dp = gp ? gp->buffer() : nullptr;
-    float* dt = gt ? gt->buffer() : nullptr;
+    bool fresh_p = false, fresh_t = false;
+    float* dp = gp ? gp->buffer_for_write(&fresh_p) : nullptr;
+    // Prediction and target one tensor: one buffer, written by dp's line, then added to by dt's.
+    float* dt = gt ? gt->buffer_for_write(&fresh_t) : nullptr;
     with_dtype(prediction.dtype(), [&](auto p) {
       with_dtype(target.dtype(), [&](auto t) {
         mse_backward_kernel<<<blocks_for(n), kThreads, 0, stream(device)>>>(
-            in<VDIT_T(p)>(prediction), in<VDIT_T(t)>(target), n, dy, dp, dt);
+            in<VDIT_T(p)>(prediction), in<VDIT_T(t)>(target), n, dy, dp, dt, !fresh_p, !fresh_t);
       });
     });
     VDIT_CUDA_CHECK_LAUNCH();
@@ -239,12 +261,12 @@ void reduce_into(float* dst, const Shape& dst_shape, const float* src, const Sha
 }
 
 void broadcast_into(float* dst, const Shape& dst_shape, const float* src, const Shape& src_shape, float alpha,
-                    int device) {
+                    bool accumulate, int device) {
   const int64_t n = numel(dst_shape);
   if (n == 0) return;
   DeviceGuard guard(device);
   const Indexer<2> ix = make_indexer<2>(dst_shape, {contiguous_strides(dst_shape), broadcast_strides(src_shape, dst_shape)});
-  broadcast_into_kernel<<<blocks_for(n), kThreads, 0, stream(device)>>>(dst, src, ix, n, alpha);
+  broadcast_into_kernel<<<blocks_for(n), kThreads, 0, stream(device)>>>(dst, src, ix, n, alpha, accumulate);
   VDIT_CUDA_CHECK_LAUNCH();
 }
 
@@ -252,8 +274,9 @@ void sum_partials(const float* partials, int64_t chunks, int64_t count, float* d
                   int device) {
   if (count == 0) return;
   DeviceGuard guard(device);
-  sum_partials_kernel<<<blocks_for(count), kThreads, 0, stream(device)>>>(partials, chunks, count, dst, alpha,
-                                                                          accumulate);
+  VDIT_CHECK((count + 31) / 32 <= 0x7fffffff, "sum_partials over " << count << " outputs: too many blocks");
+  sum_partials_kernel<<<static_cast<unsigned>((count + 31) / 32), dim3(32, kGroups), 0, stream(device)>>>(
+      partials, chunks, count, dst, alpha, accumulate);
   VDIT_CUDA_CHECK_LAUNCH();
 }
 

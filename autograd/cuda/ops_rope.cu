@@ -58,8 +58,10 @@ Tensor rope_op(const Tensor& x, const Tensor& cos_in, const Tensor& sin_in) {
     const float* dy = arrived(go);
     if (!dy || total_pairs == 0) return;
     DeviceGuard guard(device);
+    bool fresh = false;  // a fresh buffer is written, not zero-filled and added to
+    float* dx = gx->buffer_for_write(&fresh);
     rotate_pairs_kernel<<<blocks_for(total_pairs), kThreads, 0, stream(device)>>>(
-        dy, gx->buffer(), in<float>(cos), in<float>(sin), total_pairs, tokens, heads, pairs, -1.0f, true);
+        dy, dx, in<float>(cos), in<float>(sin), total_pairs, tokens, heads, pairs, -1.0f, !fresh);
     VDIT_CUDA_CHECK_LAUNCH();
   });
   return result;

@@ -48,14 +48,19 @@ Tensor gather(const Tensor& x, const Shape& out_shape, const Strides& read, int6
   return result;
 }
 
-// The backward of a gather: the input's gradient at `read` (+offset) += dy.
+// The backward of a gather: the input's gradient at `read` (+offset) += dy. A gather that
+// reads every element of a fresh gradient buffer (a permute) writes it instead: no zero fill.
 void record_scatter_add(const Tensor& x, Tensor& result, const Strides& read, int64_t offset) {
   GradRef go = Tape::output(result), gx = x.grad_ref();
   const Shape out_shape = result.shape();
   const int device = x.device().index;
-  Tape::record([go, gx, out_shape, read, offset, device] {
-    if (const float* dy = arrived(go))
-      strided_copy(out_shape, gx->buffer() + offset, read, dy, contiguous_strides(out_shape), true, device);
+  const bool covers = numel(out_shape) == x.numel();
+  Tape::record([go, gx, out_shape, read, offset, device, covers] {
+    const float* dy = arrived(go);
+    if (!dy) return;
+    bool fresh = false;
+    float* dx = covers ? gx->buffer_for_write(&fresh) : gx->buffer();
+    strided_copy(out_shape, dx + offset, read, dy, contiguous_strides(out_shape), !fresh, device);
   });
 }
 
@@ -127,10 +132,12 @@ Tensor concat_op(const std::vector<Tensor>& parts, int axis) {
   Tape::record([go, slots, shapes, offsets, out_strides, device] {
     const float* dy = arrived(go);
     if (!dy) return;
-    for (size_t i = 0; i < slots.size(); ++i)
-      if (slots[i])
-        strided_copy(shapes[i], slots[i]->buffer(), contiguous_strides(shapes[i]), dy + offsets[i], out_strides,
-                     true, device);
+    for (size_t i = 0; i < slots.size(); ++i) {
+      if (!slots[i]) continue;
+      bool fresh = false;  // each part's gradient is all of its slot: a fresh one is written
+      float* dx = slots[i]->buffer_for_write(&fresh);
+      strided_copy(shapes[i], dx, contiguous_strides(shapes[i]), dy + offsets[i], out_strides, !fresh, device);
+    }
   });
   return result;
 }
