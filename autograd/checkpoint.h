@@ -12,4 +12,8 @@ namespace vdit {
 
 Tensor checkpoint(const std::function<Tensor(const Tensor&)>& f, const Tensor& x);
 
+// True while a checkpoint's backward reruns its function (on this thread): what that rerun
+// records lives only until its own backward has run, so a nested checkpoint saves nothing.
+bool checkpoint_recomputing();
+
 }  // namespace vdit

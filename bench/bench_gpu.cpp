@@ -58,23 +58,40 @@ double gpu_ms(const std::function<void()>& fn, int runs) {
 
 Tensor on_gpu(const Tensor& t, DType dtype) { return (dtype == DType::BF16 ? t.to_bf16() : t).to(kGpu); }
 
-double block_forward_backward_ms(const VDiTConfig& config, const Shapes& s, Rng& rng) {
+// Block 0's parameters on the GPU: trainable (fp32, requiring gradients) or frozen (bf16).
+ParameterMap block_parameters(const VDiTConfig& config, Rng& rng, bool trainable) {
   ParameterMap params;
   for (const ParamSpec& spec : wan_block_parameter_specs(config, 0)) {
-    params[spec.name] = init_wan_parameter(spec.name, spec.shape, rng).to(kGpu);
-    params[spec.name].set_requires_grad(true);
+    const Tensor p = init_wan_parameter(spec.name, spec.shape, rng);
+    params[spec.name] = trainable ? p.to(kGpu) : p.to_bf16().to(kGpu);
+    if (trainable) params[spec.name].set_requires_grad(true);
   }
+  return params;
+}
+
+// A block's inputs at these shapes, and the gradient its output gets (the upstream of sum(y u)).
+struct BlockInputs {
+  Tensor x, e0, context, upstream;
+  RopeTables rope;
+  BlockInputs(const VDiTConfig& config, const Shapes& s, Rng& rng) {
+    const int64_t d = config.dim;
+    x = on_gpu(rng.normal_tensor({1, s.tokens(), d}), DType::BF16);
+    e0 = on_gpu(rng.normal_tensor({1, 6, d}, 0.1f), DType::F32);
+    context = on_gpu(rng.normal_tensor({1, config.text_len, d}), DType::BF16);
+    upstream = on_gpu(rng.normal_tensor({1, s.tokens(), d}), DType::BF16);
+    const RopeTables host = make_rope_tables(s.grid, config.head_dim());
+    rope = {host.cos.to(kGpu), host.sin.to(kGpu)};
+  }
+  Tensor run(const WanBlock& block) const { return block(x, e0, context, rope); }
+};
+
+double block_forward_backward_ms(const VDiTConfig& config, const Shapes& s, Rng& rng) {
+  ParameterMap params = block_parameters(config, rng, true);
   const WanBlock block = build_wan_block(config, params, 0);
-  const int64_t d = config.dim;
-  const Tensor x = on_gpu(rng.normal_tensor({1, s.tokens(), d}), DType::BF16);
-  const Tensor e0 = on_gpu(rng.normal_tensor({1, 6, d}, 0.1f), DType::F32);
-  const Tensor context = on_gpu(rng.normal_tensor({1, config.text_len, d}), DType::BF16);
-  const Tensor upstream = on_gpu(rng.normal_tensor({1, s.tokens(), d}), DType::BF16);
-  const RopeTables host = make_rope_tables(s.grid, config.head_dim());
-  const RopeTables rope{host.cos.to(kGpu), host.sin.to(kGpu)};
+  const BlockInputs in(config, s, rng);
   auto step = [&] {
     for (auto& [key, p] : params) p.zero_grad();
-    sum_all(mul(block(x, e0, context, rope), upstream)).backward();
+    sum_all(mul(in.run(block), in.upstream)).backward();
   };
   const double ms = gpu_ms(step, 5);
 #if VDITKIT_CUDA
@@ -86,6 +103,30 @@ double block_forward_backward_ms(const VDiTConfig& config, const Shapes& s, Rng&
   nvtxRangePop();
 #endif
   return ms;
+}
+
+// What one block keeps for its backward pass (MiB, its output not counted): frozen (bf16
+// weights, in the graph for its input's gradient only, as blocks 21-29 of the retraining step)
+// and trainable (fp32 weights); and the most the allocator held above the block's input during
+// its backward (everything kept, the output, gradients and workspaces).
+void report_block_memory(const VDiTConfig& config, const Shapes& s, Rng& rng) {
+  const std::string n = std::to_string(s.tokens());
+  for (const bool trainable : {false, true}) {
+    const WanBlock block = build_wan_block(config, block_parameters(config, rng, trainable), 0);
+    BlockInputs in(config, s, rng);
+    in.x.set_requires_grad(true);
+    cuda_backend().synchronize(0);
+    const int64_t before = cuda_backend().memory_stats(0).live;
+    const Tensor y = in.run(block);
+    const int64_t held = cuda_backend().memory_stats(0).live - before - y.storage_bytes();
+    cuda_backend().reset_memory_peak(0);
+    sum_all(mul(y, in.upstream)).backward();
+    cuda_backend().synchronize(0);
+    const int64_t peak = cuda_backend().memory_stats(0).peak - before;
+    const std::string kind = trainable ? "trainable_" : "frozen_";
+    report("gpu_block_held_mib_" + kind + n, static_cast<double>(held) / (1 << 20));
+    report("gpu_block_backward_peak_mib_" + kind + n, static_cast<double>(peak) / (1 << 20));
+  }
 }
 
 double full_forward_ms(const VDiT& model, const VDiTConfig& config, const Shapes& s, Rng& rng) {
@@ -206,6 +247,7 @@ void run_gpu() {
     const std::string n = std::to_string(kShapes[i].tokens());
     ours[i].block_ms = block_forward_backward_ms(config, kShapes[i], rng);
     report("gpu_block_fwd_bwd_ms_" + n, ours[i].block_ms);
+    report_block_memory(config, kShapes[i], rng);
     ours[i].attention_ms = attention_ms(config, kShapes[i], rng, "own");
     report("gpu_attention_fwd_bwd_ms_" + n, ours[i].attention_ms);
 #if VDITKIT_CUDA

@@ -41,6 +41,21 @@ TEST(Checkpoint, PassesANumericGradientCheck) {
   EXPECT_LT(r.relative(), 1e-2) << r.worst;
 }
 
+// A function can tell its rerun in the backward pass (FeedForward then saves nothing more).
+TEST(Checkpoint, TellsItsFunctionWhenItIsRerunInTheBackwardPass) {
+  Tensor x = Rng(3).normal_tensor({2, 3});
+  x.set_requires_grad(true);
+  std::vector<bool> rerun;
+  const Tensor y = checkpoint([&](const Tensor& t) {
+    rerun.push_back(checkpoint_recomputing());
+    return square(t);
+  }, x);
+  EXPECT_FALSE(checkpoint_recomputing());
+  sum_all(y).backward();
+  EXPECT_EQ(rerun, (std::vector<bool>{false, true}));
+  EXPECT_FALSE(checkpoint_recomputing());
+}
+
 TEST(Checkpoint, FrozenBlocksAfterTheTrainableOneHoldLessAndGiveTheSameGradients) {
   const VDiTConfig config = testing::small_config({.dim = 32, .ffn_dim = 64, .num_heads = 2, .num_layers = 4});
   Rng rng(3);

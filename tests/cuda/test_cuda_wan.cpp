@@ -143,6 +143,14 @@ TEST_P(CudaWan, FrozenModelWithOneTrainableBlock) {
   expect_match([&](const std::string& key) { return key.rfind(last, 0) == 0; });
 }
 
+// The first block trained: the frozen blocks after it are in the graph for their input's
+// gradient only, and their FFNs rerun Up and GELU in the backward pass instead of keeping the
+// hidden activation (FeedForward on the GPU).
+TEST_P(CudaWan, FrozenBlocksAfterTheTrainedOne) {
+  VDIT_REQUIRE_GPU();
+  expect_match([](const std::string& key) { return key.rfind("blocks.0.", 0) == 0; });
+}
+
 TEST(CudaWanDevice, FrozenParametersMoveAsBf16AndBack) {
   VDIT_REQUIRE_GPU();
   const VDiTConfig config = testing::small_config({.dim = 128, .ffn_dim = 40, .num_heads = 2, .num_layers = 1});
