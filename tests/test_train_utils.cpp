@@ -256,6 +256,16 @@ TEST(Rng, RestoredStateRepeatsTheStream) {
   EXPECT_NE(draws(rng), first);
 }
 
+// A tensor of normals (transformed in parallel) is normal() drawn element by element, in order,
+// over more than one block of its draws, and leaves the stream where those draws would.
+TEST(Rng, NormalTensorIsNormalDrawnInOrder) {
+  Rng one_by_one(9), whole(9);
+  const Tensor t = whole.normal_tensor({3, 50001}, 0.5f);
+  for (int64_t i = 0; i < t.numel(); ++i)
+    ASSERT_EQ(t.data()[i], static_cast<float>(one_by_one.normal()) * 0.5f) << "element " << i;
+  EXPECT_EQ(whole.state(), one_by_one.state());
+}
+
 TEST(Rng, SeedsGiveDistinctStreams) {
   Rng a(1), b(2), a_again(1);
   EXPECT_NE(a.next(), b.next());
