@@ -107,8 +107,9 @@ double block_forward_backward_ms(const VDiTConfig& config, const Shapes& s, Rng&
 
 // What one block keeps for its backward pass (MiB, its output not counted): frozen (bf16
 // weights, in the graph for its input's gradient only, as blocks 21-29 of the retraining step)
-// and trainable (fp32 weights); and the most the allocator held above the block's input during
-// its backward (everything kept, the output, gradients and workspaces).
+// and trainable (fp32 weights); the most the allocator held above the block's input during its
+// backward (everything kept, the output, gradients and workspaces); and the frozen block's
+// forward + backward time, most of a retraining step's backward half.
 void report_block_memory(const VDiTConfig& config, const Shapes& s, Rng& rng) {
   const std::string n = std::to_string(s.tokens());
   for (const bool trainable : {false, true}) {
@@ -126,6 +127,11 @@ void report_block_memory(const VDiTConfig& config, const Shapes& s, Rng& rng) {
     const std::string kind = trainable ? "trainable_" : "frozen_";
     report("gpu_block_held_mib_" + kind + n, static_cast<double>(held) / (1 << 20));
     report("gpu_block_backward_peak_mib_" + kind + n, static_cast<double>(peak) / (1 << 20));
+    if (!trainable)
+      report("gpu_frozen_block_fwd_bwd_ms_" + n, gpu_ms([&] {
+        in.x.zero_grad();
+        sum_all(mul(in.run(block), in.upstream)).backward();
+      }, 5));
   }
 }
 

@@ -95,6 +95,17 @@ Indexer<kOps> make_indexer(const Shape& shape, const std::array<Strides, kOps>& 
 // A 1-D grid-stride loop's launch: blocks_for(n) blocks of kThreads.
 constexpr int kThreads = 256;
 
+// launch(kWide tag, first, count) over n elements of a memory-bound element-wise kernel:
+// `count` groups of eight from element 0 (16-byte accesses) where every pointer is 16-byte
+// aligned (kWide true), then the tail one by one from `first` (kWide false).
+template <class Launch>
+void split_launch(int64_t n, bool aligned, Launch&& launch) {
+  const int64_t groups = aligned ? n / 8 : 0;
+  if (groups > 0) launch(std::true_type{}, int64_t{0}, groups);
+  if (n > 8 * groups) launch(std::false_type{}, 8 * groups, n - 8 * groups);
+  VDIT_CUDA_CHECK_LAUNCH();
+}
+
 // --- gradient movement (ops_reduce.cu), the device twins of autograd/grad_accumulate.h ---
 
 // dst (+)= alpha * src summed over the axes along which `dst_shape` broadcasts to `src_shape`,

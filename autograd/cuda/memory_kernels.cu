@@ -54,16 +54,6 @@ __global__ void accumulate_kernel(float* dst, const float* src, int64_t first, i
   }
 }
 
-// launch(kWide tag, first, count) over n elements: groups of eight where every pointer is
-// 16-byte aligned, then the tail one by one.
-template <class Launch>
-void split_launch(int64_t n, bool aligned, Launch&& launch) {
-  const int64_t groups = aligned ? n / 8 : 0;
-  if (groups > 0) launch(std::true_type{}, int64_t{0}, groups);
-  if (n > 8 * groups) launch(std::false_type{}, 8 * groups, n - 8 * groups);
-  VDIT_CUDA_CHECK_LAUNCH();
-}
-
 }  // namespace
 
 void fill(void* data, DType dtype, int64_t n, float value, int device) {

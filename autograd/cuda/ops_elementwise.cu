@@ -2,6 +2,7 @@
 // NumPy broadcasting (gradients reduced back to each input's shape in a fixed order), unary
 // ones (derivatives computed from the saved input, in fp32), and the affine map. Contiguous
 // runs whose length is a multiple of 8 move 8 elements (16 bytes of bf16) per load.
+#include <algorithm>
 #include <type_traits>
 
 #include "autograd/cuda/device_math.cuh"
@@ -61,23 +62,52 @@ __global__ void binary_vec8_kernel(const TA* a, const TB* b, TO* o, Indexer<3> i
   }
 }
 
-// The gradient of a (kForA) or b for mul and div, into dst over the broadcast shape.
+// The gradient of a (kForA) or b for mul and div at flat index i of the broadcast shape.
+template <BinaryOp kOp, bool kForA, class TA, class TB>
+__device__ __forceinline__ float binary_grad_at(const TA* a, const TB* b, float dy, const Indexer<3>& ix, int64_t i) {
+  int64_t off[3];
+  ix.offsets(i, off);
+  const float y = load(b, off[2]);
+  if constexpr (kForA) return kOp == BinaryOp::Mul ? dy * y : dy / y;
+  const float x = load(a, off[1]);
+  return kOp == BinaryOp::Mul ? dy * x : -dy * x / (y * y);
+}
+
+// That gradient into dst over the broadcast shape.
 template <BinaryOp kOp, bool kForA, class TA, class TB>
 __global__ void binary_grad_kernel(const TA* a, const TB* b, const float* dy, float* dst, Indexer<3> ix, int64_t n,
                                    bool accumulate) {
-  int64_t off[3];
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
-    ix.offsets(i, off);
-    const float y = load(b, off[2]);
-    float g;
-    if constexpr (kForA) {
-      g = kOp == BinaryOp::Mul ? dy[i] * y : dy[i] / y;
-    } else {
-      const float x = load(a, off[1]);
-      g = kOp == BinaryOp::Mul ? dy[i] * x : -dy[i] * x / (y * y);
-    }
+    const float g = binary_grad_at<kOp, kForA>(a, b, dy[i], ix, i);
     dst[i] = accumulate ? dst[i] + g : g;
   }
+}
+
+// For an input broadcast along leading axes only (a [1, 1, d] scale against [B, N, d]): the
+// broadcast shape is rows of `count`, and thread j of block (x, y) sums that gradient over the
+// rows of chunk y at column j = x blockDim + threadIdx, in row order (sum_partials adds the
+// chunks in order), with no temporary of the broadcast shape.
+template <BinaryOp kOp, bool kForA, class TA, class TB>
+__global__ void binary_grad_rows_kernel(const TA* a, const TB* b, const float* dy, Indexer<3> ix, int64_t rows,
+                                        int64_t count, int64_t chunk, float* partials) {
+  const int64_t j = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (j >= count) return;
+  const int64_t begin = blockIdx.y * chunk, end = min(rows, begin + chunk);
+  float s = 0.0f;
+  for (int64_t r = begin; r < end; ++r) s += binary_grad_at<kOp, kForA>(a, b, dy[r * count + j], ix, r * count + j);
+  partials[blockIdx.y * count + j] = s;
+}
+
+// The length of the rows when `input` is `shape` broadcast along leading axes only (its
+// trailing axes are shape's, every axis before them 1), else 0.
+int64_t broadcast_row_length(const Shape& input, const Shape& shape) {
+  Shape padded(shape.size() - input.size(), 1);
+  padded.insert(padded.end(), input.begin(), input.end());
+  size_t k = shape.size();
+  while (k > 0 && padded[k - 1] == shape[k - 1]) --k;
+  for (size_t i = 0; i < k; ++i)
+    if (padded[i] != 1) return 0;
+  return numel(input);
 }
 
 template <class Fn>
@@ -127,11 +157,30 @@ void binary_grad(const GradRef& slot, const Tensor& a, const Tensor& b, const Sh
                  GradSlot* output, int device) {
   const int64_t n = numel(shape);
   const bool direct = slot->shape == shape;
+  const Indexer<3> ix = broadcast_indexer(shape, a.defined() ? a.shape() : shape, b.shape());
+  const DType a_dtype = a.defined() ? a.dtype() : DType::F32;
+  const int64_t row = direct || n == 0 ? 0 : broadcast_row_length(slot->shape, shape);
+  if (row > 0) {
+    const int64_t rows = n / row;
+    // Chunks of rows depend on the shapes only, so the order of the sums is fixed.
+    const int64_t chunk = std::max<int64_t>(64, (rows + 65534) / 65535), chunks = (rows + chunk - 1) / chunk;
+    const Tensor partials = Tensor::empty({chunks * row}, DType::F32, Device::cuda(device));
+    const dim3 grid(static_cast<unsigned>((row + kThreads - 1) / kThreads), static_cast<unsigned>(chunks));
+    with_dtype(a_dtype, [&](auto ta) {
+      with_dtype(b.dtype(), [&](auto tb) {
+        binary_grad_rows_kernel<kOp, kForA><<<grid, kThreads, 0, stream(device)>>>(
+            a.defined() ? in<VDIT_T(ta)>(a) : nullptr, in<VDIT_T(tb)>(b), dy, ix, rows, row, chunk, out<float>(partials));
+      });
+    });
+    VDIT_CUDA_CHECK_LAUNCH();
+    bool fresh = false;
+    float* g = slot->buffer_for_write(&fresh);
+    sum_partials(in<float>(partials), chunks, row, g, 1.0f, !fresh, device);
+    return;
+  }
   const Tensor temp = direct ? Tensor() : Tensor::empty(shape, DType::F32, Device::cuda(device));
   bool fresh = false;
   float* dst = direct ? grad_target(*slot, output, &fresh) : out<float>(temp);
-  const Indexer<3> ix = broadcast_indexer(shape, a.defined() ? a.shape() : shape, b.shape());
-  const DType a_dtype = a.defined() ? a.dtype() : DType::F32;
   with_dtype(a_dtype, [&](auto ta) {
     with_dtype(b.dtype(), [&](auto tb) {
       binary_grad_kernel<kOp, kForA><<<blocks_for(n), kThreads, 0, stream(device)>>>(
@@ -195,8 +244,15 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
     with_binary_op(op, [&](auto kop) {
       constexpr BinaryOp k = decltype(kop)::value;
       if constexpr (k == BinaryOp::Mul || k == BinaryOp::Div) {
-        if (ga) binary_grad<k, true>(ga, saved_a, saved_b, shape, dy, gb ? nullptr : go.get(), device);
-        if (gb) binary_grad<k, false>(gb, saved_a, saved_b, shape, dy, go.get(), device);
+        // The last of the two may rewrite dy in place: b's first when b alone was broadcast.
+        GradSlot* take = go.get();
+        if (ga && gb && gb->shape != shape) {
+          binary_grad<k, false>(gb, saved_a, saved_b, shape, dy, nullptr, device);
+          binary_grad<k, true>(ga, saved_a, saved_b, shape, dy, take, device);
+          return;
+        }
+        if (ga) binary_grad<k, true>(ga, saved_a, saved_b, shape, dy, gb ? nullptr : take, device);
+        if (gb) binary_grad<k, false>(gb, saved_a, saved_b, shape, dy, take, device);
       }
     });
   });
@@ -247,11 +303,25 @@ __global__ void map_kernel(const T* x, T* y, int64_t n, int64_t groups, Fn fn) {
   for (int64_t i = groups * 8 + first; i < n; i += step) store(y, i, fn(load(x, i)));
 }
 
-template <UnaryOp kOp, class T>
-__global__ void unary_grad_kernel(const T* x, const float* dy, float* dx, int64_t n, bool accumulate) {
+// Over elements [first, first + count), or groups of eight from 0 (kWide: 16-byte accesses).
+template <bool kWide, UnaryOp kOp, class T>
+__global__ void unary_grad_kernel(const T* x, const float* dy, float* dx, int64_t first, int64_t count,
+                                  bool accumulate) {
   const UnaryFn<kOp> fn;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-    dx[i] = (accumulate ? dx[i] : 0.0f) + dy[i] * fn.derivative(load(x, i));
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
+    if constexpr (kWide) {
+      float vx[8], vdy[8], vdx[8] = {};
+      load8(x + 8 * i, vx);
+      load8(dy + 8 * i, vdy);
+      if (accumulate) load8(dx + 8 * i, vdx);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) vdx[k] += vdy[k] * fn.derivative(vx[k]);
+      store8(dx + 8 * i, vdx);
+    } else {
+      const int64_t e = first + i;
+      dx[e] = (accumulate ? dx[e] : 0.0f) + dy[e] * fn.derivative(load(x, e));
+    }
+  }
 }
 
 template <class Fn>
@@ -301,11 +371,13 @@ Tensor unary_op(UnaryOp op, const Tensor& x) {
     float* dx = grad_target(*gx, go.get(), &fresh);
     with_unary_op(op, [&](auto kop) {
       with_dtype(saved.dtype(), [&](auto t) {
-        unary_grad_kernel<decltype(kop)::value><<<blocks_for(n), kThreads, 0, stream(device)>>>(
-            in<VDIT_T(t)>(saved), dy, dx, n, !fresh);
+        const auto* xs = in<VDIT_T(t)>(saved);
+        split_launch(n, aligned16(xs) && aligned16(dy) && aligned16(dx), [&](auto wide, int64_t first, int64_t count) {
+          unary_grad_kernel<decltype(wide)::value, decltype(kop)::value>
+              <<<blocks_for(count), kThreads, 0, stream(device)>>>(xs, dy, dx, first, count, !fresh);
+        });
       });
     });
-    VDIT_CUDA_CHECK_LAUNCH();
   });
   return result;
 }
