@@ -257,6 +257,7 @@ HeadStats finish_head_stats(const HeadSums& sums, int64_t n_q, int64_t n_k, int6
     stats.sink_key_mass.push_back(mean(key_mass[order[s]], n_q));
   }
   stats.sink_mass = mean(*std::max_element(key_mass.begin(), key_mass.end()), n_q);
+  stats.first_key_mass = mean(key_mass[0], n_q);
 
   for (double m : sums.frame_distance) stats.frame_distance_mass.push_back(mean(m, n_q));
   for (double m : sums.ring) stats.ring_mass.push_back(mean(m, n_q));

@@ -27,6 +27,7 @@ struct HeadStats {
   double sink_mass = 0;            // largest mean mass one key receives (mean over queries)
   std::vector<int64_t> sink_keys;  // the top_sinks keys by mean mass, best first
   std::vector<double> sink_key_mass;
+  double first_key_mass = 0;       // mean mass on key 0 (for cross-attention, text token 0)
   double top1_over_threshold = 0;  // fraction of queries whose best key > sink_threshold
   // Fraction of keys holding 90% (95%) of a query's mass: mean and std over queries.
   double keys_for_90 = 0, keys_for_90_std = 0;

@@ -1,16 +1,34 @@
 #include "diagnostics/diagnose.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/check.h"
-#include "autograd/random.h"
 #include "autograd/tape.h"
 #include "diagnostics/attention_call.h"
+#include "diagnostics/probe_set.h"
 #include "diagnostics/sparse_attention.h"
 
 namespace vdit {
 
 namespace {
+
+// Per head, each sink key's value norm over the mean value norm of the head's keys. The norms
+// of every key's value, v [1, Nk, H, hd] -> [Nk, H], are computed where v lives (device-agnostic
+// ops); only they come back.
+std::vector<std::vector<double>> sink_value_norms(const Tensor& v, const std::vector<HeadStats>& stats) {
+  const int64_t n_k = v.size(1), heads = v.size(2);
+  const std::vector<float> squares = sum(square(v.detach().to_f32()), {3}).to_vector();
+  std::vector<std::vector<double>> ratios(heads);
+  for (int64_t h = 0; h < heads; ++h) {
+    double mean = 0.0;
+    for (int64_t j = 0; j < n_k; ++j) mean += std::sqrt(static_cast<double>(squares[j * heads + h]));
+    mean /= static_cast<double>(n_k);
+    for (int64_t key : stats[h].sink_keys)
+      ratios[h].push_back(mean > 0.0 ? std::sqrt(static_cast<double>(squares[key * heads + h])) / mean : NAN);
+  }
+  return ratios;
+}
 
 // Computes the statistics of every attention call of one block run.
 class StatsProbe : public AttentionProbe {
@@ -19,52 +37,28 @@ class StatsProbe : public AttentionProbe {
   Tensor observe(const AttentionCall& call) override {
     const bool self = call.kind == AttentionKind::Self;
     try {
-      (self ? self_ : cross_) = attention_statistics(sample_heads(call.q), sample_heads(call.k), attention_scale(call.options, call.q),
-                             temperatures(call.options, call.q.size(2)), self ? &grid_ : nullptr, options_);
+      std::vector<HeadStats>& stats = self ? self_ : cross_;
+      stats = attention_statistics(sample_heads(call.q), sample_heads(call.k), attention_scale(call.options, call.q),
+                                   temperatures(call.options, call.q.size(2)),
+                                   self ? &grid_ : nullptr, options_);
+      (self ? self_value_norms_ : cross_value_norms_) = sink_value_norms(call.v, stats);
     } catch (const Error& e) {
       VDIT_FAIL("block " << call.block << " " << (self ? "self" : "cross") << "-attention: " << e.what());
     }
     return {};
   }
   std::vector<HeadStats> self_, cross_;
+  std::vector<std::vector<double>> self_value_norms_, cross_value_norms_;
 
  private:
   TokenGrid grid_;
   AttentionStatsOptions options_;
 };
 
-// Replaces one kind of attention with its sparsified version.
-class SparseProbe : public AttentionProbe {
- public:
-  SparseProbe(AttentionKind kind, double keep) : kind_(kind), keep_(keep) {}
-  Tensor observe(const AttentionCall& call) override {
-    if (call.kind != kind_) return {};
-    return sparse_attention(call.q, call.k, call.v, attention_scale(call.options, call.q),
-                            temperatures(call.options, call.q.size(2)), keep_);
-  }
-
- private:
-  AttentionKind kind_;
-  double keep_;
-};
-
 // ||a - b|| / ||b - x||: how much of the block's own contribution (its output minus its input)
-// the sparsified attention changes. On a GPU the two sums of squares run there (fp32) and only
-// they come back; on the CPU they are summed in double.
+// the sparsified attention changes.
 double relative_change(const Tensor& sparse, const Tensor& dense, const Tensor& input) {
-  if (dense.is_cuda()) {
-    const Tensor d = dense.to_f32();
-    const double diff = sum_all(square(sub(sparse.to_f32(), d))).item();
-    const double own = sum_all(square(sub(d, input.to_f32()))).item();
-    return std::sqrt(diff / std::max(own, 1e-30));
-  }
-  const std::vector<float> s = sparse.to_vector(), d = dense.to_vector(), x = input.to_vector();
-  double diff = 0.0, own = 0.0;
-  for (size_t i = 0; i < d.size(); ++i) {
-    diff += (static_cast<double>(s[i]) - d[i]) * (static_cast<double>(s[i]) - d[i]);
-    own += (static_cast<double>(d[i]) - x[i]) * (static_cast<double>(d[i]) - x[i]);
-  }
-  return std::sqrt(diff / std::max(own, 1e-30));
+  return std::sqrt(sum_squared_difference(sparse, dense) / std::max(sum_squared_difference(dense, input), 1e-30));
 }
 
 // Where a key sits: (frame, row, column) for video tokens, the text position (and whether it is
@@ -80,7 +74,8 @@ std::string key_position(int64_t key, const TokenGrid* grid, int64_t context_tok
 
 // Adds one sample's statistics of one (timestep, block) into the report's running sums.
 void accumulate(AttentionKindReport& r, size_t tb, int64_t heads, const std::vector<HeadStats>& stats,
-                const TokenGrid* grid, int64_t context_tokens, bool first_sample, int64_t frames) {
+                const std::vector<std::vector<double>>& value_norms, const TokenGrid* grid, int64_t context_tokens,
+                bool first_sample, int64_t frames) {
   for (int64_t h = 0; h < heads; ++h) {
     const HeadStats& s = stats[h];
     const size_t i = tb * heads + h;
@@ -91,8 +86,16 @@ void accumulate(AttentionKindReport& r, size_t tb, int64_t heads, const std::vec
     r.keys_for_95[i] += s.keys_for_95;
     for (size_t f = 0; f < s.frame_distance_mass.size() && grid; ++f)
       r.frame_distance_mass[i * frames + f] += s.frame_distance_mass[f];
+    if (!grid) r.first_key_mass[i] += s.first_key_mass;
     if (first_sample) {  // sink positions are those of the first probe sample
       r.sink_keys[i] = s.sink_keys;
+      r.sink_value_norm[i] = value_norms[h];
+      if (grid && !s.sink_keys.empty()) {
+        const auto in_first_frame = std::count_if(s.sink_keys.begin(), s.sink_keys.end(), [&](int64_t key) {
+          return key < grid->height * grid->width;
+        });
+        r.sink_first_frame[i] = static_cast<double>(in_first_frame) / static_cast<double>(s.sink_keys.size());
+      }
       std::string where;
       for (int64_t key : s.sink_keys) where += (where.empty() ? "" : " ") + key_position(key, grid, context_tokens);
       r.sink_positions[i] = where;
@@ -108,6 +111,8 @@ void size_report(AttentionKindReport& r, size_t tbh, size_t tb, int64_t frames, 
   r.sparsify_error.assign(tb, 0.0);
   r.sink_keys.assign(tbh, {});
   r.sink_positions.assign(tbh, "");
+  r.sink_value_norm.assign(tbh, {});
+  (self ? r.sink_first_frame : r.first_key_mass).assign(tbh, 0.0);
   r.pooled_maps.assign(tbh, {});
   if (self) {
     r.frame_distance_mass.assign(tbh * frames, 0.0);
@@ -121,14 +126,9 @@ DiagnosticsReport diagnose(const VDiT& model, const LatentDataset& data, const D
                            const std::function<void(int64_t, int64_t)>& progress) {
   NoGradScope no_grad;
   const VDiTConfig& c = model.config();
-  const int64_t samples = std::min(options.probe_samples, data.size());
-  VDIT_CHECK(samples > 0, "diagnose: no probe samples (the dataset is empty or --probe-samples is 0)");
-  const Shape& first = data.latent_shape(0);
-  for (int64_t s = 1; s < samples; ++s)
-    VDIT_CHECK(data.latent_shape(s) == first, "diagnose: probe samples must share one latent shape; "
-                                                  << data.where(s) << " is " << to_string(data.latent_shape(s))
-                                                  << ", " << data.where(0) << " is " << to_string(first));
-  const TokenGrid grid{first[1] / c.patch_size[0], first[2] / c.patch_size[1], first[3] / c.patch_size[2]};
+  const ProbeSet probe = probe_set(c, data, options.probe_samples, "diagnose");
+  const int64_t samples = probe.samples;
+  const TokenGrid& grid = probe.grid;
   const int64_t T = static_cast<int64_t>(options.sigmas.size()), B = c.num_layers, H = c.num_heads;
 
   DiagnosticsReport report;
@@ -147,22 +147,15 @@ DiagnosticsReport diagnose(const VDiT& model, const LatentDataset& data, const D
     const double sigma = options.sigmas[t];
     for (int64_t s = 0; s < samples; ++s) {
       const LatentSample sample = data.read(s);
-      Shape latent_shape = sample.latents.shape(), context_shape = sample.context.shape();
-      latent_shape.insert(latent_shape.begin(), 1);
-      context_shape.insert(context_shape.begin(), 1);
-      Rng rng(options.noise_seed + static_cast<uint64_t>(s));
-      const Tensor noise = rng.normal_tensor(latent_shape);
-      const Tensor x_sigma = add(scale(reshape(sample.latents, latent_shape), static_cast<float>(1.0 - sigma)),
-                                 scale(noise, static_cast<float>(sigma)));
-      const VDiT::Embedded embedded =
-          model.embed(x_sigma.to(model.device()), {1000.0 * sigma}, reshape(sample.context, context_shape).to(model.device()));
+      const VDiT::Embedded embedded = embed_probe(model, sample, s, sigma, options.noise_seed);
       Tensor x = embedded.tokens;
       for (int64_t b = 0; b < B; ++b) {
         StatsProbe stats(grid, options.stats);
         const Tensor dense = model.run_block(static_cast<int>(b), x, embedded, &stats);
         const size_t tb = static_cast<size_t>(t * B + b);
-        accumulate(report.self_attn, tb, H, stats.self_, &grid, 0, s == 0, grid.frames);
-        accumulate(report.cross_attn, tb, H, stats.cross_, nullptr, sample.context.size(0), s == 0, grid.frames);
+        accumulate(report.self_attn, tb, H, stats.self_, stats.self_value_norms_, &grid, 0, s == 0, grid.frames);
+        accumulate(report.cross_attn, tb, H, stats.cross_, stats.cross_value_norms_, nullptr, sample.context.size(0), s == 0,
+                   grid.frames);
         for (int64_t h = 0; h < H; ++h) maps[tb * H + h].push_back(stats.self_[h].pooled_map);
         if (options.sparse_keep > 0.0) {
           for (AttentionKind kind : {AttentionKind::Self, AttentionKind::Cross}) {
@@ -181,7 +174,7 @@ DiagnosticsReport diagnose(const VDiT& model, const LatentDataset& data, const D
   const double n = static_cast<double>(samples);
   for (AttentionKindReport* r : {&report.self_attn, &report.cross_attn}) {
     for (std::vector<double>* v : {&r->entropy, &r->sink_mass, &r->top1_over_threshold, &r->keys_for_90,
-                                   &r->keys_for_95, &r->frame_distance_mass, &r->sparsify_error})
+                                   &r->keys_for_95, &r->frame_distance_mass, &r->sparsify_error, &r->first_key_mass})
       for (double& value : *v) value /= n;
   }
   for (size_t i = 0; i < maps.size(); ++i) {

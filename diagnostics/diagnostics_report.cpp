@@ -39,17 +39,35 @@ std::vector<double> read_values(const Hdf5File& file, const std::string& name, c
   return {values.begin(), values.end()};
 }
 
-// Sink keys as [T,B,H,K] with -1 where a head has fewer than K; float32 holds key indices
-// exactly up to 2^24, far beyond any token count.
-void write_sink_keys(Hdf5File& file, const std::string& name, const std::vector<std::vector<int64_t>>& keys,
-                     Shape shape) {
+// Per-head lists (sink keys, their value norms) as [T,B,H,K] with `pad` where a head has fewer
+// than K; float32 holds key indices exactly up to 2^24, far beyond any token count.
+template <typename T>
+void write_per_sink(Hdf5File& file, const std::string& name, const std::vector<std::vector<T>>& lists, Shape shape,
+                    double pad) {
   size_t k = 0;
-  for (const auto& head : keys) k = std::max(k, head.size());
+  for (const auto& head : lists) k = std::max(k, head.size());
   if (k == 0) return;
   shape.push_back(static_cast<int64_t>(k));
-  std::vector<double> padded(keys.size() * k, -1.0);
-  for (size_t i = 0; i < keys.size(); ++i) std::copy(keys[i].begin(), keys[i].end(), padded.begin() + i * k);
+  std::vector<double> padded(lists.size() * k, pad);
+  for (size_t i = 0; i < lists.size(); ++i) std::copy(lists[i].begin(), lists[i].end(), padded.begin() + i * k);
   write_values(file, name, padded, shape);
+}
+
+// Each head's sink value norms, as many as it has sink keys.
+std::vector<std::vector<double>> read_sink_value_norms(const Hdf5File& file, const std::string& name, Shape shape,
+                                                       const std::vector<std::vector<int64_t>>& keys) {
+  shape.push_back(file.shape(name).empty() ? 0 : file.shape(name).back());
+  const std::vector<double> padded = read_values(file, name, shape);
+  const size_t k = static_cast<size_t>(shape.back());
+  VDIT_CHECK(keys.size() * k == padded.size(), file.path() << ": dataset " << name << " has " << padded.size()
+                                                            << " values for " << keys.size() << " heads' sink keys");
+  std::vector<std::vector<double>> norms(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    VDIT_CHECK(keys[i].size() <= k, file.path() << ": dataset " << name << " has " << k << " values per head, sink_keys "
+                                                << keys[i].size());
+    norms[i].assign(padded.begin() + i * k, padded.begin() + i * k + keys[i].size());
+  }
+  return norms;
 }
 
 std::vector<std::vector<int64_t>> read_sink_keys(const Hdf5File& file, const std::string& name, Shape shape) {
@@ -74,7 +92,14 @@ void write_kind(Hdf5File& file, const DiagnosticsReport& r, const ReportKind& ki
   if (!k.sparsify_error.empty()) write_values(file, g + "sparsify_error", k.sparsify_error, {r.timesteps(), r.blocks});
   if (!k.frame_distance_mass.empty())
     write_values(file, g + "frame_distance_mass", k.frame_distance_mass, {r.timesteps(), r.blocks, r.heads, r.frames});
-  write_sink_keys(file, g + "sink_keys", k.sink_keys, tbh);
+  write_per_sink(file, g + "sink_keys", k.sink_keys, tbh, -1.0);
+  write_per_sink(file, g + "sink_value_norm", k.sink_value_norm, tbh, NAN);
+  if (!k.sink_keys.empty()) {
+    const std::vector<int> stable = top_sink_stable(r, k);
+    write_values(file, g + "top_sink_stable", std::vector<double>(stable.begin(), stable.end()), {r.blocks, r.heads});
+  }
+  if (!k.sink_first_frame.empty()) write_values(file, g + "sink_first_frame", k.sink_first_frame, tbh);
+  if (!k.first_key_mass.empty()) write_values(file, g + "first_key_mass", k.first_key_mass, tbh);
   if (!k.sink_positions.empty()) file.write_string("sink_positions", nlohmann::json(k.sink_positions).dump(), kind.name);
   if (!k.pooled_maps.empty() && !k.pooled_maps.front().empty()) {
     std::vector<double> maps;
@@ -95,6 +120,9 @@ void read_kind(const Hdf5File& file, DiagnosticsReport& r, const ReportKind& kin
     k.frame_distance_mass =
         read_values(file, g + "frame_distance_mass", {r.timesteps(), r.blocks, r.heads, r.frames});
   if (file.has(g + "sink_keys")) k.sink_keys = read_sink_keys(file, g + "sink_keys", tbh);
+  if (file.has(g + "sink_value_norm")) k.sink_value_norm = read_sink_value_norms(file, g + "sink_value_norm", tbh, k.sink_keys);
+  if (file.has(g + "sink_first_frame")) k.sink_first_frame = read_values(file, g + "sink_first_frame", tbh);
+  if (file.has(g + "first_key_mass")) k.first_key_mass = read_values(file, g + "first_key_mass", tbh);
   if (file.has_attribute("sink_positions", kind.name))
     k.sink_positions = nlohmann::json::parse(file.read_string("sink_positions", kind.name)).get<std::vector<std::string>>();
   if (file.has(g + "pooled_maps")) {
@@ -121,6 +149,13 @@ nlohmann::json block_summary(const DiagnosticsReport& r, const AttentionKindRepo
     double sum = 0.0;
     for (int64_t t = 0; t < r.timesteps(); ++t) sum += k.sparsify_error[static_cast<size_t>(t * r.blocks + block)];
     out["sparsify_error"] = sum / static_cast<double>(r.timesteps());
+  }
+  if (!k.sink_keys.empty()) {
+    const SinkAnatomy a = sink_anatomy(r, k, block);
+    nlohmann::json& s = out["sink"] = {{"head", a.head}, {"top_key", a.top_key}, {"same_top_key_every_level", a.stable}};
+    if (!std::isnan(a.value_norm)) s["top_key_value_norm"] = a.value_norm;
+    if (!std::isnan(a.first_frame_share)) s["first_frame_share"] = a.first_frame_share;
+    if (!std::isnan(a.first_key_mass)) s["text_token0_mass"] = a.first_key_mass;
   }
   return out;
 }
@@ -186,6 +221,9 @@ void check_report_shape(const DiagnosticsReport& r, const std::string& source) {
     expect_size(source, name + "sparsify_error", k.sparsify_error.size(), static_cast<size_t>(r.timesteps() * r.blocks), true);
     expect_size(source, name + "sink_keys", k.sink_keys.size(), tbh, true);
     expect_size(source, name + "sink_positions", k.sink_positions.size(), tbh, true);
+    expect_size(source, name + "sink_value_norm", k.sink_value_norm.size(), tbh, true);
+    expect_size(source, name + "sink_first_frame", k.sink_first_frame.size(), tbh, true);
+    expect_size(source, name + "first_key_mass", k.first_key_mass.size(), tbh, true);
     expect_size(source, name + "pooled_maps", k.pooled_maps.size(), tbh, true);
     for (const auto& map : k.pooled_maps)
       VDIT_CHECK(map.size() == k.pooled_maps.front().size() &&
@@ -253,6 +291,50 @@ DiagnosticsReport read_diagnostics_h5(const std::string& path) {
   for (const ReportKind& kind : report_kinds()) read_kind(file, r, kind);
   check_report_shape(r, path);
   return r;
+}
+
+std::vector<int> top_sink_stable(const DiagnosticsReport& r, const AttentionKindReport& k) {
+  std::vector<int> stable(static_cast<size_t>(r.blocks * r.heads), 1);
+  for (int64_t b = 0; b < r.blocks; ++b)
+    for (int64_t h = 0; h < r.heads; ++h) {
+      int& s = stable[static_cast<size_t>(b * r.heads + h)];
+      const std::vector<int64_t>& first = k.sink_keys[r.index(0, b, h)];
+      for (int64_t t = 0; t < r.timesteps(); ++t) {
+        const std::vector<int64_t>& keys = k.sink_keys[r.index(t, b, h)];
+        if (keys.empty() || first.empty()) {
+          s = -1;
+          break;
+        }
+        if (keys[0] != first[0]) s = 0;
+      }
+    }
+  return stable;
+}
+
+SinkAnatomy sink_anatomy(const DiagnosticsReport& r, const AttentionKindReport& k, int block) {
+  SinkAnatomy a;
+  a.head = worst_heads(r, k, head_metric("sink_mass"), 1, block).front().head;
+  a.sink_mass = mean_over_timesteps(r, k.sink_mass)[static_cast<size_t>(block * r.heads + a.head)];
+  const std::vector<int64_t>& first = k.sink_keys[r.index(0, block, a.head)];
+  a.top_key = first.empty() ? -1 : first[0];
+  a.stable = top_sink_stable(r, k)[static_cast<size_t>(block * r.heads + a.head)] == 1;
+  // Means over timesteps (value norm: of the head's top sink; the shares: over every head too).
+  double norm = 0.0, frame = 0.0, mass = 0.0;
+  for (int64_t t = 0; t < r.timesteps(); ++t) {
+    if (!k.sink_value_norm.empty()) {
+      const std::vector<double>& v = k.sink_value_norm[r.index(t, block, a.head)];
+      norm += v.empty() ? NAN : v[0];
+    }
+    for (int64_t h = 0; h < r.heads; ++h) {
+      if (!k.sink_first_frame.empty()) frame += k.sink_first_frame[r.index(t, block, h)];
+      if (!k.first_key_mass.empty()) mass += k.first_key_mass[r.index(t, block, h)];
+    }
+  }
+  const double T = static_cast<double>(r.timesteps()), TH = T * static_cast<double>(r.heads);
+  if (!k.sink_value_norm.empty()) a.value_norm = norm / T;
+  if (!k.sink_first_frame.empty()) a.first_frame_share = frame / TH;
+  if (!k.first_key_mass.empty()) a.first_key_mass = mass / TH;
+  return a;
 }
 
 std::vector<int> rank_blocks_worst_first(const DiagnosticsReport& report) {

@@ -1,6 +1,7 @@
 #pragma once
 // What one attention diagnosis measured (issue 5), and its outputs: diagnostics.h5 (every
 // number), summary.json (verdict and worst heads per block), heatmaps and report.html.
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,6 +19,13 @@ struct AttentionKindReport {      // one for self-attention, one for cross-atten
   std::vector<double> sparsify_error;        // T*B (relative error of the block output)
   std::vector<std::vector<int64_t>> sink_keys;   // per (t,b,h): top sink key indices
   std::vector<std::string> sink_positions;       // per (t,b,h): "(f,row,col)" or "text 12 (padding)"
+  // Sink anatomy (issue 16), of the first probe sample's sink keys as sink_keys lists them:
+  // per (t,b,h), each sink key's value-vector norm over the mean value norm of the head's keys
+  // (a sink with a tiny value adds next to nothing: a no-op that parks mass); NaN when every
+  // value of the head is zero.
+  std::vector<std::vector<double>> sink_value_norm;
+  std::vector<double> sink_first_frame;  // T*B*H (self only): share of the head's sink keys in latent frame 0
+  std::vector<double> first_key_mass;    // T*B*H (cross only): mean mass on text token 0
   std::vector<double> structure_correlation;     // T*B*H: correlation of pooled maps across probe samples (self only)
   // Per (t,b,h), row-major with pooled_size rows (may be empty). Cross-attention maps have
   // fewer columns than rows when there are fewer text tokens than pooled rows.
@@ -79,6 +87,9 @@ inline constexpr size_t kWorstHeads = 4;
 // diagnostics.h5: datasets KIND/entropy, sink_mass, top1_over_threshold, keys_for_90, keys_for_95
 // [T,B,H], KIND/sparsify_error [T,B], self_attn/frame_distance_mass [T,B,H,F],
 // self_attn/structure_correlation [T,B,H], KIND/sink_keys [T,B,H,K] (-1 where a head has fewer),
+// KIND/sink_value_norm [T,B,H,K] (NaN where a head has fewer sink keys), KIND/top_sink_stable
+// [B,H] (written for readers; derived from sink_keys), self_attn/sink_first_frame [T,B,H],
+// cross_attn/first_key_mass [T,B,H],
 // KIND/pooled_maps [T,B,H,P,cols]; attribute sink_positions on each KIND group (a JSON array);
 // root attributes sigmas (a JSON array), model, probe_samples, blocks, heads, frames.
 void write_diagnostics_h5(const std::string& path, const DiagnosticsReport& report);
@@ -86,6 +97,25 @@ DiagnosticsReport read_diagnostics_h5(const std::string& path);
 
 // Per-block verdicts from thresholds (see thresholds.h) and the worst heads per metric.
 nlohmann::json summarize(const DiagnosticsReport& report, const Thresholds& thresholds);
+
+// Per (b, h): 1 when the head's top sink key is the same key at every timestep, 0 when it
+// moves, -1 when a timestep has no sink key (first probe sample, as sink_keys).
+std::vector<int> top_sink_stable(const DiagnosticsReport& report, const AttentionKindReport& kind);
+
+// One block's sinks in one kind of attention, as summary.json, report.html and `diagnose` show
+// them: the head with the highest sink mass (mean over timesteps), its top sink key (at the
+// first timestep), whether that stays the top key at every timestep, its value norm over the
+// mean value norm (mean over timesteps); and means over timesteps and heads of the share of
+// sink keys in the first latent frame (self) and of the mass on text token 0 (cross). NaN
+// where the report lacks the numbers.
+struct SinkAnatomy {
+  int head = 0;
+  double sink_mass = NAN;
+  int64_t top_key = -1;
+  bool stable = false;
+  double value_norm = NAN, first_frame_share = NAN, first_key_mass = NAN;
+};
+SinkAnatomy sink_anatomy(const DiagnosticsReport& report, const AttentionKindReport& kind, int block);
 
 // Ranks blocks worst first: highest sink mass, then lowest entropy (self-attention, mean over
 // timesteps, max over heads) — used by --layers auto:K.

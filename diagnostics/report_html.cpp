@@ -191,6 +191,29 @@ void worst_heads_section(std::ostream& html, const DiagnosticsReport& r, const D
     }
 }
 
+// Per block, its strongest self-attention sink and what it is made of (sink_anatomy), and how
+// much of cross-attention goes to text token 0 (a text-side sink).
+void sink_anatomy_table(std::ostringstream& html, const DiagnosticsReport& r) {
+  if (r.self_attn.sink_keys.empty()) return;
+  html << "<h2>Sink anatomy</h2>\n<p>Per block, the self-attention head with the highest sink mass: its top sink key "
+          "(first probe sample, first timestep), whether that key is the top sink at every timestep, and its value-vector "
+          "norm over the mean value norm of the head's keys (a sink with a small value is a near no-op that parks mass). "
+          "First-frame share: of every head's sink keys, the share in latent frame 0. Text token 0: the mean "
+          "cross-attention mass on the first text token. Means over timesteps (and heads for the shares).</p>\n"
+          "<table><tr><th>block</th><th>head</th><th>sink mass</th><th>top key</th><th>same key at every timestep</th>"
+          "<th>value norm / mean</th><th>first-frame share</th><th>text token 0 mass</th></tr>\n";
+  for (int b = 0; b < r.blocks; ++b) {
+    const SinkAnatomy self = sink_anatomy(r, r.self_attn, b);
+    const double text0 = r.cross_attn.sink_keys.empty() ? NAN : sink_anatomy(r, r.cross_attn, b).first_key_mass;
+    const std::string where = r.self_attn.sink_positions.empty() ? "" : r.self_attn.sink_positions[r.index(0, b, self.head)];
+    html << "<tr><td>" << b << "</td><td>" << self.head << "</td><td>" << number(self.sink_mass) << "</td><td>"
+         << self.top_key << " " << html_escape(where.substr(0, where.find(' '))) << "</td><td>" << (self.stable ? "yes" : "no")
+         << "</td><td>" << number(self.value_norm) << "</td><td>" << number(self.first_frame_share) << "</td><td>"
+         << number(text0) << "</td></tr>\n";
+  }
+  html << "</table>\n";
+}
+
 }  // namespace
 
 void write_report_html(const std::string& dir, const DiagnosticsReport& r, const Thresholds& thresholds,
@@ -211,6 +234,7 @@ void write_report_html(const std::string& dir, const DiagnosticsReport& r, const
        << "</td></tr></table>\n" << extra_html << "<h2>Verdicts per block</h2>\n<p>Numbers are means over the probe timesteps"
        << (before ? "; before &rarr; after" : "") << ".</p>\n";
   verdict_table(html, r, thresholds, before);
+  sink_anatomy_table(html, r);
 
   for (const ReportKind& kind : report_kinds()) {
     html << "<h2>" << kind.name << ": blocks (rows, top to bottom) x heads (columns)</h2>\n";

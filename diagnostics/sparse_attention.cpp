@@ -13,6 +13,7 @@
 #include "autograd/check.h"
 #include "autograd/fast_math.h"
 #include "autograd/parallel_errors.h"
+#include "diagnostics/attention_call.h"
 #include "diagnostics/diagnostics_cuda.h"
 
 namespace vdit {
@@ -20,13 +21,6 @@ namespace vdit {
 namespace {
 
 constexpr int64_t kQueryBlock = 256;
-
-// Keys a query keeps. Fractions such as 0.07 are not exact in binary (0.07 * 100 is
-// 7.000000000000001), so the product is nudged down before rounding up.
-int64_t kept_keys(double keep_fraction, int64_t n_k) {
-  const auto keep = static_cast<int64_t>(std::ceil(keep_fraction * static_cast<double>(n_k) - 1e-9));
-  return std::clamp<int64_t>(keep, 1, n_k);
-}
 
 // Replaces a row of logits s by the softmax over its `keep` largest entries and zeros
 // elsewhere. Selection finds the keep-th largest logit t; every key above t is kept, and of
@@ -50,6 +44,17 @@ void keep_top_softmax(float* s, int64_t n, int64_t keep, std::vector<float>& sor
 }
 
 }  // namespace
+
+int64_t kept_keys(double keep_fraction, int64_t n_k) {
+  const auto keep = static_cast<int64_t>(std::ceil(keep_fraction * static_cast<double>(n_k) - 1e-9));
+  return std::clamp<int64_t>(keep, 1, n_k);
+}
+
+Tensor SparseProbe::observe(const AttentionCall& call) {
+  if (call.kind != kind_ || kept_keys(keep_, call.k.size(1)) == call.k.size(1)) return {};
+  return sparse_attention(call.q, call.k, call.v, attention_scale(call.options, call.q),
+                          temperatures(call.options, call.q.size(2)), keep_);
+}
 
 Tensor sparse_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, float scale,
                         const std::vector<float>& temperature, double keep_fraction) {

@@ -93,6 +93,7 @@ HeadStats naive_head_stats(const std::vector<double>& map, int64_t n_q, int64_t 
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return key_mass[a] > key_mass[b]; });
   st.sink_mass = key_mass[order[0]];
+  st.first_key_mass = key_mass[0];
   for (int64_t s = 0; s < std::min(options.top_sinks, n_k); ++s) {
     st.sink_keys.push_back(order[s]);
     st.sink_key_mass.push_back(key_mass[order[s]]);
@@ -145,6 +146,7 @@ void expect_stats_match(const HeadStats& a, const HeadStats& e) {
   constexpr double kTol = 1e-5;
   EXPECT_NEAR(a.entropy, e.entropy, kTol);
   EXPECT_NEAR(a.sink_mass, e.sink_mass, kTol);
+  EXPECT_NEAR(a.first_key_mass, e.first_key_mass, kTol);
   EXPECT_EQ(a.sink_keys, e.sink_keys);
   EXPECT_TRUE(near_all(a.sink_key_mass, e.sink_key_mass, kTol));
   EXPECT_DOUBLE_EQ(a.top1_over_threshold, e.top1_over_threshold);

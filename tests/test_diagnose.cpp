@@ -12,6 +12,7 @@
 #include "layers/init.h"
 #include "layers/rope3d.h"
 #include "tests/fixtures.h"
+#include "tests/planted_sink.h"
 #include "train/trainer.h"
 
 namespace vdit {
@@ -19,54 +20,10 @@ namespace {
 
 using testing::ScratchDir;
 
-constexpr int64_t kSinkToken = 5;  // (frame 0, row 1, column 1) of a 4 x 4 token grid
-
-VDiTConfig small_config() { return testing::small_config({.dim = 24, .ffn_dim = 32, .num_heads = 2, .num_layers = 3}); }
-
-// Block 0, head 0 gets a sink at kSinkToken. The patch embedding copies latent channel 0 to
-// width 0 and channel 1 to width 1; the data mark every token with channel 0 except the sink
-// token, marked with channel 1. With no time modulation, block 0 sees LN of those one-hot
-// tokens. Head 0's queries are one constant vector u (a bias) and its keys are +u for the sink
-// token and -u for the others, all in the dims RoPE leaves alone when there is one frame
-// (the frame pairs), so every query puts its mass on the sink.
-ParameterMap planted_sink_params() {
-  const VDiTConfig c = small_config();
-  ParameterMap p = testing::params_with_random_head(c, 2, 0.2f);
-  Tensor patch = Tensor::zeros(p["patch_embedding.weight"].shape());
-  patch.data()[0 * (4 * 4) + 0] = 1.0f;      // [0, 0, 0, 0, 0]: width 0 <- channel 0
-  patch.data()[1 * 16 + 1 * 4 + 0] = 1.0f;   // [1, 1, 0, 0, 0]: width 1 <- channel 1
-  p["patch_embedding.weight"] = patch;
-  p["patch_embedding.bias"] = Tensor::zeros({c.dim});
-  p["time_projection.1.weight"] = Tensor::zeros(p["time_projection.1.weight"].shape());
-  p["time_projection.1.bias"] = Tensor::zeros(p["time_projection.1.bias"].shape());
-  p["blocks.0.modulation"] = Tensor::zeros({1, 6, c.dim});
-  const int64_t frame_dims = 2 * rope_axis_pairs(c.head_dim())[0];
-  Tensor q_bias = Tensor::zeros({c.dim}), k_weight = Tensor::zeros({c.dim, c.dim});
-  for (int64_t j = 0; j < frame_dims; ++j) {
-    q_bias.data()[j] = 3.0f;
-    k_weight.data()[j * c.dim + 1] = 3.0f;   // + width 1 (the sink's mark)
-    k_weight.data()[j * c.dim + 0] = -3.0f;  // - width 0 (everyone else's)
-  }
-  p["blocks.0.self_attn.q.weight"] = Tensor::zeros({c.dim, c.dim});
-  p["blocks.0.self_attn.q.bias"] = q_bias;
-  p["blocks.0.self_attn.k.weight"] = k_weight;
-  p["blocks.0.self_attn.k.bias"] = Tensor::zeros({c.dim});
-  return p;
-}
-
-void write_marked_data(const std::string& path) {
-  Rng rng(4);
-  std::vector<LatentSample> samples;
-  for (int s = 0; s < 2; ++s) {
-    Tensor latents = Tensor::zeros({4, 1, 8, 8});
-    for (int64_t t = 0; t < 16; ++t) {
-      const int64_t row = t / 4 * 2, col = t % 4 * 2;  // top-left pixel of token t's patch
-      latents.data()[(t == kSinkToken ? 1 : 0) * 64 + row * 8 + col] = 1.0f;
-    }
-    samples.push_back({latents, rng.normal_tensor({3, 6}), "marked"});
-  }
-  write_latent_dataset(path, samples);
-}
+using testing::kSinkToken;
+using testing::planted_sink_params;
+using testing::small_config;
+using testing::write_marked_data;
 
 TEST(Diagnose, PlantedSinkIsFoundAndRankedFirst) {
   ScratchDir dir;
@@ -83,7 +40,19 @@ TEST(Diagnose, PlantedSinkIsFoundAndRankedFirst) {
     EXPECT_EQ(report.self_attn.sink_keys[i][0], kSinkToken);
     EXPECT_EQ(report.self_attn.sink_positions[i].rfind("(0,1,1)", 0), 0u) << report.self_attn.sink_positions[i];
     EXPECT_LT(report.self_attn.entropy[i], 0.1);
+    // Sink anatomy: the sink's value is kSinkValueRatio times the mean (planted_sink.h), and it
+    // is in the first (only) frame with every other sink key of the head.
+    ASSERT_FALSE(report.self_attn.sink_value_norm[i].empty());
+    EXPECT_NEAR(report.self_attn.sink_value_norm[i][0], testing::kSinkValueRatio, 1e-3 * testing::kSinkValueRatio);
+    EXPECT_EQ(report.self_attn.sink_first_frame[i], 1.0);
   }
+  const SinkAnatomy sink = sink_anatomy(report, report.self_attn, 0);
+  EXPECT_EQ(sink.head, 0);
+  EXPECT_EQ(sink.top_key, kSinkToken);
+  EXPECT_TRUE(sink.stable);
+  EXPECT_NEAR(sink.value_norm, testing::kSinkValueRatio, 1e-3 * testing::kSinkValueRatio);
+  EXPECT_NEAR(sink.first_frame_share, 1.0, 1e-12);
+  EXPECT_GT(sink_anatomy(report, report.cross_attn, 0).first_key_mass, 0.0);
   EXPECT_EQ(rank_blocks_worst_first(report).front(), 0);
   const std::vector<HeadRank> worst = worst_heads(report, report.self_attn, head_metric("sink_mass"), 1);
   ASSERT_EQ(worst.size(), 1u);

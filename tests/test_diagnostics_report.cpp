@@ -59,7 +59,9 @@ DiagnosticsReport distinct_report() {
       k->sink_keys.push_back(std::vector<int64_t>(i % 3, static_cast<int64_t>(100 + i)));  // 0 to 2 keys
       k->sink_positions.push_back(self ? "(0," + std::to_string(i) + ",1)" : "text " + std::to_string(i));
       k->pooled_maps.push_back(distinct_values(self ? 16 : 8, ++seed));
+      k->sink_value_norm.push_back(distinct_values(k->sink_keys.back().size(), ++seed));
     }
+    (self ? k->sink_first_frame : k->first_key_mass) = distinct_values(tbh, ++seed);
   }
   r.self_attn.structure_correlation[3] = NAN;  // constant maps have no correlation
   return r;
@@ -106,6 +108,21 @@ std::string error_of(F&& f) {
   return "(no error)";
 }
 
+TEST(DiagnosticsReportTest, TopSinkIsStableWhenTheSameKeyLeadsAtEveryTimestep) {
+  DiagnosticsReport r = distinct_report();
+  auto& keys = r.self_attn.sink_keys;
+  keys[r.index(0, 0, 0)] = {7, 1};
+  keys[r.index(1, 0, 0)] = {7, 2};  // same top key, others differ: stable
+  keys[r.index(0, 0, 1)] = {7};
+  keys[r.index(1, 0, 1)] = {8};     // moved
+  keys[r.index(0, 1, 0)] = {};      // unknown
+  keys[r.index(1, 1, 0)] = {3};
+  const std::vector<int> stable = top_sink_stable(r, r.self_attn);
+  EXPECT_EQ(stable[0 * kH + 0], 1);
+  EXPECT_EQ(stable[0 * kH + 1], 0);
+  EXPECT_EQ(stable[1 * kH + 0], -1);
+}
+
 TEST(DiagnosticsReportTest, Hdf5RoundTripKeepsEveryNumber) {
   ScratchDir dir;
   const DiagnosticsReport written = distinct_report();
@@ -123,6 +140,11 @@ TEST(DiagnosticsReportTest, Hdf5RoundTripKeepsEveryNumber) {
     expect_same_values(r.frame_distance_mass, w.frame_distance_mass, name + ".frame_distance_mass");
     EXPECT_EQ(r.sink_keys, w.sink_keys) << name;
     EXPECT_EQ(r.sink_positions, w.sink_positions) << name;
+    ASSERT_EQ(r.sink_value_norm.size(), w.sink_value_norm.size()) << name;
+    for (size_t i = 0; i < w.sink_value_norm.size(); ++i)
+      expect_same_values(r.sink_value_norm[i], w.sink_value_norm[i], name + ".sink_value_norm");
+    expect_same_values(r.sink_first_frame, w.sink_first_frame, name + ".sink_first_frame");
+    expect_same_values(r.first_key_mass, w.first_key_mass, name + ".first_key_mass");
     EXPECT_EQ(r.pooled_size, w.pooled_size) << name;
     ASSERT_EQ(r.pooled_maps.size(), w.pooled_maps.size()) << name;
     for (size_t i = 0; i < w.pooled_maps.size(); ++i)
@@ -212,6 +234,8 @@ TEST(DiagnosticsReportTest, BlocksRankBySinkMassThenEntropy) {
     k->sink_keys.clear();
     k->sink_positions.clear();
     k->pooled_maps.clear();
+    k->sink_value_norm.clear();
+    (k == &r.self_attn ? k->sink_first_frame : k->first_key_mass).clear();
   }
   for (int64_t t = 0; t < kT; ++t) {
     r.self_attn.sink_mass[r.index(t, 2, 1)] = 0.8;  // block 2 sinks most

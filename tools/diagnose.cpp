@@ -59,6 +59,13 @@ int run_diagnose(int argc, char** argv) {
     for (const std::string& r : v.reasons) reasons += (reasons.empty() ? "" : "; ") + r;
     std::printf("%5d  %-7s  %s\n", v.block, to_string(v.verdict).c_str(), reasons.c_str());
   }
+  std::printf("block  sink head  mass   top key  same key  value/mean  frame-0 share  text-0 mass\n");
+  for (int b = 0; b < report.blocks; ++b) {
+    const SinkAnatomy s = sink_anatomy(report, report.self_attn, b);
+    std::printf("%5d  %9d  %5.3f  %7lld  %8s  %10.3f  %13.3f  %11.3f\n", b, s.head, s.sink_mass,
+                static_cast<long long>(s.top_key), s.stable ? "yes" : "no", s.value_norm, s.first_frame_share,
+                sink_anatomy(report, report.cross_attn, b).first_key_mass);
+  }
   std::cout << "report: " << out << "/report.html\n";
   return 0;
 }

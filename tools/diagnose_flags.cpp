@@ -15,20 +15,23 @@ void DiagnoseFlags::add_to(po::options_description& d) {
       ("diagnostic-checks", po::value(&checks_)->default_value(""), "thresholds file (JSON); default: the shipped limits");
 }
 
-void DiagnoseFlags::finish() {
-  options_.sigmas.clear();
-  std::stringstream in(timesteps_);
+std::vector<double> parse_unit_fractions(const std::string& text, const std::string& flag, const std::string& what) {
+  std::vector<double> values;
+  std::stringstream in(text);
   for (std::string item; std::getline(in, item, ',');) {
     try {
       size_t used = 0;
-      const double sigma = std::stod(item, &used);
-      if (used != item.size() || sigma <= 0.0 || sigma > 1.0) throw std::invalid_argument(item);
-      options_.sigmas.push_back(sigma);
+      const double value = std::stod(item, &used);
+      if (used != item.size() || !(value > 0.0 && value <= 1.0)) throw std::invalid_argument(item);
+      values.push_back(value);
     } catch (const std::logic_error&) {
-      throw UsageError("--timesteps: '" + item + "' is not a noise level in (0, 1]");
+      throw UsageError(flag + ": '" + item + "' is not " + what + " in (0, 1]");
     }
   }
-  if (options_.sigmas.empty()) throw UsageError("--timesteps: no noise level given");
+  if (values.empty()) throw UsageError(flag + ": no value given");
+  return values;
 }
+
+void DiagnoseFlags::finish() { options_.sigmas = parse_unit_fractions(timesteps_, "--timesteps", "a noise level"); }
 
 }  // namespace vdit::cli

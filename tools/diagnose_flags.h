@@ -5,6 +5,10 @@
 
 namespace vdit::cli {
 
+// A comma-separated list of numbers in (0, 1] (noise levels, keep fractions); UsageError naming
+// `flag`, the item and `what` it should be otherwise.
+std::vector<double> parse_unit_fractions(const std::string& text, const std::string& flag, const std::string& what);
+
 class DiagnoseFlags {
  public:
   explicit DiagnoseFlags(DiagnoseOptions& options, std::string& checks) : options_(options), checks_(checks) {}

@@ -13,6 +13,8 @@ const Command kStudies[] = {
      run_study_transfer},
     {"perturb", "self-attention replaced by identity or uniform maps per block, beside each block's entropy",
      run_study_perturb},
+    {"sparsity", "per-block sparsification curves: how far the velocity moves when queries keep fewer keys",
+     run_study_sparsity},
 };
 
 void print_studies() {

@@ -7,5 +7,6 @@ namespace vdit::cli {
 
 int run_study_transfer(int argc, char** argv);  // tools/study_transfer.cpp
 int run_study_perturb(int argc, char** argv);   // tools/study_perturb.cpp
+int run_study_sparsity(int argc, char** argv);  // tools/study_sparsity.cpp
 
 }  // namespace vdit::cli

@@ -6,6 +6,7 @@ pass"), not from vditkit's C++ code, so that parity tests compare two readings o
 Every tensor is float64; plain torch functional ops; gradients come from torch autograd.
 
   wan_reference.py forward WEIGHTS.h5 INPUT.h5 OUTPUT.h5
+  wan_reference.py sparsity WEIGHTS.h5 OUTPUT.h5 --keep 0.5,0.1 INPUT.h5...
   wan_reference.py make-random OUT_WEIGHTS.h5 OUT_INPUT.h5 [--dim 24 ... --seed 0 --grad]
 
 WEIGHTS: one dataset per parameter named by its original Wan key, config as root attributes
@@ -254,9 +255,18 @@ def layer_norm(x, eps, weight=None, bias=None):
     return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
 
 
-def attention(cfg, p, name, x, kv, angles=None, temperature=None):
+def keep_top(probs, keep):
+    """Each query (row) keeps its `keep` most probable keys, ties to the lower key index,
+    renormalised over them."""
+    order = torch.sort(probs, dim=-1, descending=True, stable=True).indices[..., :keep]
+    kept = torch.zeros_like(probs).scatter(-1, order, 1.0) * probs
+    return kept / kept.sum(dim=-1, keepdim=True)
+
+
+def attention(cfg, p, name, x, kv, angles=None, temperature=None, keep=None):
     """Multi-head attention with RMS-normed q, k; RoPE only when angles are given; logits
-    scaled by 1/sqrt(hd) and divided per head by temperature when given."""
+    scaled by 1/sqrt(hd) and divided per head by temperature when given; with `keep`, each
+    query attends only to its `keep` most probable keys (keep_top)."""
     n, hd = cfg.num_heads, cfg.head_dim
     q = rms_norm(linear(p, f"{name}.q", x), p.get(f"{name}.norm_q.weight"), cfg.eps)
     k = rms_norm(linear(p, f"{name}.k", kv), p.get(f"{name}.norm_k.weight"), cfg.eps)
@@ -267,16 +277,19 @@ def attention(cfg, p, name, x, kv, angles=None, temperature=None):
     logits = torch.einsum("qnh,knh->nqk", q, k) / math.sqrt(hd)
     if temperature is not None:
         logits = logits / temperature[:, None, None]
-    a = torch.einsum("nqk,knh->qnh", torch.softmax(logits, dim=-1), v)
+    probs = torch.softmax(logits, dim=-1)
+    if keep is not None:
+        probs = keep_top(probs, keep)
+    a = torch.einsum("nqk,knh->qnh", probs, v)
     return linear(p, f"{name}.o", a.reshape(x.shape[0], cfg.dim))
 
 
-def block(cfg, p, i, x, e0, ctx, angles):
-    """Step 4."""
+def block(cfg, p, i, x, e0, ctx, angles, keep=None):
+    """Step 4; `keep` sparsifies the self-attention (keep_top)."""
     b = f"blocks.{i}"
     shift_sa, scale_sa, gate_sa, shift_ffn, scale_ffn, gate_ffn = (p[f"{b}.modulation"][0] + e0)
     h = layer_norm(x, cfg.eps) * (1 + scale_sa) + shift_sa
-    x = x + attention(cfg, p, f"{b}.self_attn", h, h, angles, p.get(temperature_key(i))) * gate_sa
+    x = x + attention(cfg, p, f"{b}.self_attn", h, h, angles, p.get(temperature_key(i)), keep) * gate_sa
     if cfg.cross_attn_norm:  # otherwise norm3 is the identity, not a parameter-free LN
         h = layer_norm(x, cfg.eps, p[f"{b}.norm3.weight"], p[f"{b}.norm3.bias"])
     else:
@@ -286,15 +299,18 @@ def block(cfg, p, i, x, e0, ctx, angles):
     return x + linear(p, f"{b}.ffn.2", gelu_tanh(linear(p, f"{b}.ffn.0", h))) * gate_ffn
 
 
-def forward(cfg, p, latents, timestep, context):
+def forward(cfg, p, latents, timestep, context, keep=None, sparse_blocks=(), outputs=None):
     """The whole model: latents [in_dim, F, H, W], context [L, text_dim] -> velocity
-    [out_dim, F, H, W]."""
+    [out_dim, F, H, W]. The blocks in `sparse_blocks` keep `keep` keys per query in their
+    self-attention; `outputs` (a list) gets every block's output."""
     x, grid = patchify(latents, p["patch_embedding.weight"], p["patch_embedding.bias"])
     e, e0 = time_embedding(cfg, p, timestep)
     ctx = text_embedding(cfg, p, context)
     angles = rope_angles(cfg.head_dim, grid)
     for i in range(cfg.num_layers):
-        x = block(cfg, p, i, x, e0, ctx, angles)
+        x = block(cfg, p, i, x, e0, ctx, angles, keep if i in sparse_blocks else None)
+        if outputs is not None:
+            outputs.append(x)
     shift, scale = p["head.modulation"][0] + e                        # step 5: e, not e0
     out = linear(p, "head.head", layer_norm(x, cfg.eps) * (1 + scale) + shift)
     return unpatchify(out, grid, cfg.patch_size, cfg.out_dim)
@@ -324,6 +340,49 @@ def run_forward(weights_path, input_path, output_path):
         f["velocity"] = velocity.numpy()
         for key, g in grads.items():
             f[f"grad/{key}"] = g.numpy()
+
+
+def relative_errors(pairs):
+    """sqrt(sum (masked - dense)^2) / sqrt(sum dense^2) over (masked, dense) pairs."""
+    diff = sum(float(((m - d) ** 2).sum()) for m, d in pairs)
+    norm = sum(float((d ** 2).sum()) for _, d in pairs)
+    return math.sqrt(diff / norm)
+
+
+def run_sparsity(weights_path, output_path, keeps, input_paths):
+    """The sparsity study of issue 16 on the given inputs (each one probe sample at one noise
+    level): velocity_error and block_output_error [blocks, levels] with one block's
+    self-attention sparsified, all_blocks_velocity_error [levels] with every block's."""
+    cfg, params = load_weights(weights_path)
+    inputs = [load_inputs(path)[:3] for path in input_paths]
+    blocks = range(cfg.num_layers)
+    with torch.no_grad():
+        dense = []
+        for latents, t, ctx in inputs:
+            outs = []
+            dense.append((forward(cfg, params, latents, t, ctx, outputs=outs), outs))
+        velocity, output, all_blocks = [], [], []
+        for fraction in keeps:
+            tokens = dense[0][1][0].shape[0]
+            keep = min(max(math.ceil(fraction * tokens - 1e-9), 1), tokens)
+            v_row, o_row = [], []
+            for b in blocks:
+                v_pairs, o_pairs = [], []
+                for (latents, t, ctx), (v, outs) in zip(inputs, dense):
+                    masked_outs = []
+                    v_pairs.append((forward(cfg, params, latents, t, ctx, keep, (b,), masked_outs), v))
+                    o_pairs.append((masked_outs[b], outs[b]))
+                v_row.append(relative_errors(v_pairs))
+                o_row.append(relative_errors(o_pairs))
+            velocity.append(v_row)
+            output.append(o_row)
+            all_blocks.append(relative_errors(
+                [(forward(cfg, params, latents, t, ctx, keep, tuple(blocks)), v)
+                 for (latents, t, ctx), (v, _) in zip(inputs, dense)]))
+    with h5py.File(output_path, "w") as f:
+        f["velocity_error"] = np.array(velocity).T
+        f["block_output_error"] = np.array(output).T
+        f["all_blocks_velocity_error"] = np.array(all_blocks)
 
 
 # ---------------------------------------------------------------- random fixtures
@@ -391,6 +450,11 @@ def parse_args(argv):
     fwd = sub.add_parser("forward", help="velocity (and gradients) of one sample")
     for name in ("weights", "input", "output"):
         fwd.add_argument(name)
+    sp = sub.add_parser("sparsity", help="the sparsity study's errors over some inputs")
+    sp.add_argument("weights")
+    sp.add_argument("output")
+    sp.add_argument("--keep", required=True, help="fractions of keys kept, comma-separated")
+    sp.add_argument("inputs", nargs="+")
     rnd = sub.add_parser("make-random", help="random float32 weights and inputs")
     rnd.add_argument("weights")
     rnd.add_argument("input")
@@ -413,6 +477,9 @@ def main(argv):
     a = parse_args(argv)
     if a.command == "forward":
         run_forward(a.weights, a.input, a.output)
+        return
+    if a.command == "sparsity":
+        run_sparsity(a.weights, a.output, [float(k) for k in a.keep.split(",")], a.inputs)
         return
     cfg = config_from_args(a)
     gen = torch.Generator().manual_seed(a.seed)
