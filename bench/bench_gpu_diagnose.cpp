@@ -1,11 +1,16 @@
 // `diagnose` on the GPU (issue 14): all 30 blocks of a 1.3B-shaped model at 32,760 tokens
 // (480x832, 81 frames), one probe sample, three noise levels, with the sparsification test, in
 // seconds and as a ratio to three full forward passes of the same model in the same run (the
-// issue's bound: under 10x); and the statistics and the sparsified attention of one block's
-// self-attention alone, to show where the time goes.
+// issue's bound: under 10x; the forward runs the attention VDITKIT_CUDA_ATTENTION picks, cuDNN's
+// by default, and says which); and the statistics and the sparsified attention of one block's
+// self-attention alone, and both from one set of passes as diagnose runs them, to show where the
+// time goes (section gpu_diagnose_pieces runs only those, once more inside the NVTX range
+// profile_diagnose_pieces for scripts/profile-gpu.sh).
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <string>
 
 #include "autograd/cuda_backend.h"
 #include "autograd/random.h"
@@ -15,6 +20,12 @@
 #include "diagnostics/diagnose.h"
 #include "diagnostics/sparse_attention.h"
 #include "layers/init.h"
+#if VDITKIT_CUDA
+#include <nvtx3/nvToolsExt.h>
+
+#include "autograd/cuda/attention_cudnn.h"
+#include "diagnostics/diagnostics_cuda.h"
+#endif
 
 namespace vdit::bench {
 
@@ -43,6 +54,37 @@ void report_pieces(const VDiTConfig& config, Rng& rng) {
   report("gpu_attention_stats_self_ms", 1e3 * seconds_of(stats));
   sparse();
   report("gpu_sparse_attention_self_ms", 1e3 * seconds_of(sparse));
+#if VDITKIT_CUDA
+  // As diagnose runs them on a GPU: the sparsified output from the statistics' passes.
+  auto both = [&] { attention_statistics_and_sparse_cuda(q, k, v, scale, {}, &grid, options, kept_keys(0.1, grid.tokens())); };
+  both();
+  report("gpu_stats_and_sparse_self_ms", 1e3 * seconds_of(both));
+  nvtxRangePushA("profile_diagnose_pieces");
+  seconds_of(stats);
+  seconds_of(sparse);
+  seconds_of(both);
+  nvtxRangePop();
+#endif
+}
+
+void run_gpu_diagnose_pieces() {
+  if (!cuda_available()) {
+    report("gpu_diagnose_pieces", "skipped: no CUDA device visible (or vditkit built without -DVDITKIT_CUDA=ON)");
+    return;
+  }
+  Rng rng(5);
+  report_pieces(VDiTConfig::wan_1_3b(), rng);
+}
+
+// The attention the forward runs: VDITKIT_CUDA_ATTENTION's choice, auto meaning cuDNN's where
+// it is built in (the plain attention of a model without temperatures).
+std::string forward_attention() {
+  const char* env = std::getenv("VDITKIT_CUDA_ATTENTION");
+  const std::string choice = env && *env ? env : "auto";
+#if VDITKIT_CUDA
+  if (choice == "auto") return cuda::cudnn_attention_built() ? "auto (cuDNN)" : "auto (own kernel: no cuDNN built in)";
+#endif
+  return choice;
 }
 
 void run_gpu_diagnose() {
@@ -78,6 +120,7 @@ void run_gpu_diagnose() {
   const double diagnose_s = seconds_of([&] { diagnose(model, dataset, options); });
   std::filesystem::remove(data);
   report("gpu_diagnose_tokens", 32760);
+  report("gpu_forward_attention", forward_attention());
   report("gpu_forward_s", forward_s);
   report("gpu_diagnose_30_blocks_3_sigmas_s", diagnose_s);
   report("gpu_diagnose_over_3_forwards", diagnose_s / (3.0 * forward_s));
@@ -87,6 +130,9 @@ void run_gpu_diagnose() {
 Register gpu_diagnose_section("gpu_diagnose",
                               "diagnose all 30 blocks of the 1.3B shapes at 32,760 tokens on the GPU, against 3 forwards",
                               run_gpu_diagnose);
+Register gpu_diagnose_pieces_section("gpu_diagnose_pieces",
+                                     "the statistics and the sparsified attention of one 32,760-token self-attention alone",
+                                     run_gpu_diagnose_pieces);
 
 }  // namespace
 

@@ -1,6 +1,7 @@
 // attention_statistics for q and k on a CUDA device: q and k narrowed to bf16 (the operands of
 // the tensor cores, as in the attention op), the passes of attention_stats_kernels.cuh, one copy
-// of the per-head sums to the host, finished by finish_head_stats exactly as on the CPU.
+// of the per-head sums to the host, finished by finish_head_stats exactly as on the CPU; and,
+// for diagnose, the sparsified attention of the same call from the selection those passes find.
 #if VDITKIT_CUDA
 #include <climits>
 #include <cmath>
@@ -21,6 +22,21 @@ Tensor device_bytes(size_t bytes, Device device) {
   return Tensor::empty({static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float))}, DType::F32, device);
 }
 
+// The sparsified attention's last passes over the selection the statistics found: the probed
+// queries' rows [ceil(Nq / stride), H, hd] bf16.
+Tensor sparse_output(const cuda::AttentionStatsProblem& stats, const cuda::TopKSelection& selection, const Tensor& v16) {
+  Tensor out = Tensor::empty({stats.q_len, stats.heads, stats.head_dim}, DType::BF16, v16.device());
+  cuda::SparseAttentionProblem p;
+  p.q = stats.q, p.k = stats.k, p.v = static_cast<const __nv_bfloat16*>(v16.storage());
+  p.temperature = stats.temperature, p.scale = stats.scale;
+  p.q_len = stats.q_len, p.k_len = stats.k_len, p.heads = stats.heads, p.head_dim = stats.head_dim, p.keep = stats.keep;
+  p.query_stride = stats.query_stride;
+  const std::string error = cuda::sparse_attention_output(p, selection, static_cast<__nv_bfloat16*>(out.storage()),
+                                                           cuda::stream(v16.device().index));
+  VDIT_CHECK(error.empty(), error);
+  return out;
+}
+
 template <class T>
 std::vector<T> to_host(const Tensor& t, size_t n) {
   std::vector<T> host(n);
@@ -28,11 +44,16 @@ std::vector<T> to_host(const Tensor& t, size_t n) {
   return host;
 }
 
-}  // namespace
+// What the statistics also compute when diagnose wants the sparsified attention of the same
+// call: v, the keys each query keeps, and the probed queries' output rows.
+struct SparseRequest {
+  const Tensor& v;
+  int64_t keep;
+  Tensor out;
+};
 
-std::vector<HeadStats> attention_statistics_cuda(const Tensor& q_in, const Tensor& k_in, float scale,
-                                                 const std::vector<float>& temperature, const TokenGrid* grid,
-                                                 const AttentionStatsOptions& options) {
+std::vector<HeadStats> statistics(const Tensor& q_in, const Tensor& k_in, float scale, const std::vector<float>& temperature,
+                                  const TokenGrid* grid, const AttentionStatsOptions& options, SparseRequest* sparse) {
   VDIT_CHECK(q_in.device() == k_in.device(), "attention statistics: q is on " << to_string(q_in.device()) << ", k on "
                                                                               << to_string(k_in.device()));
   const Device device = q_in.device();
@@ -41,14 +62,17 @@ std::vector<HeadStats> attention_statistics_cuda(const Tensor& q_in, const Tenso
   VDIT_CHECK(n_q < INT_MAX / 2 && n_k < INT_MAX / 2,
              "attention statistics (CUDA): " << n_q << " queries and " << n_k << " keys exceed the kernels' int range");
   const Tensor tau = temperature.empty() ? Tensor() : Tensor::from_vector({heads}, temperature).to(device);
-  const TokenGroups query_groups(n_q, std::min(options.max_pooled, n_q)), key_groups(n_k, std::min(options.max_pooled, n_k));
+  const int64_t stride = probe_stride(n_q), probed = (n_q + stride - 1) / stride;
+  const TokenGroups query_groups(probed, std::min(options.max_pooled, probed)),
+      key_groups(n_k, std::min(options.max_pooled, n_k));
 
   cuda::AttentionStatsProblem p;
   p.q = static_cast<const __nv_bfloat16*>(q.storage());
   p.k = static_cast<const __nv_bfloat16*>(k.storage());
   p.temperature = tau.defined() ? static_cast<const float*>(tau.storage()) : nullptr;
   p.scale = scale;
-  p.q_len = static_cast<int>(n_q), p.k_len = static_cast<int>(n_k), p.heads = static_cast<int>(heads);
+  p.q_len = static_cast<int>(probed), p.k_len = static_cast<int>(n_k), p.heads = static_cast<int>(heads);
+  p.query_stride = static_cast<int>(stride);
   p.head_dim = static_cast<int>(q.size(2));
   if (grid) p.frames = static_cast<int>(grid->frames), p.height = static_cast<int>(grid->height), p.width = static_cast<int>(grid->width);
   p.query_groups = static_cast<int>(query_groups.count()), p.key_groups = static_cast<int>(key_groups.count());
@@ -60,12 +84,20 @@ std::vector<HeadStats> attention_statistics_cuda(const Tensor& q_in, const Tenso
   const Tensor key_mass = device_bytes(mass_count * sizeof(unsigned long long), device);
   const size_t workspace_bytes = cuda::attention_stats_workspace_bytes(p);
   const Tensor workspace = device_bytes(workspace_bytes, device);
+  Tensor selection_bytes;
+  cuda::TopKSelection selection;
+  if (sparse) {
+    p.keep = static_cast<int>(sparse->keep);
+    selection_bytes = device_bytes(cuda::topk_selection_bytes(p.heads, p.q_len), device);
+    selection = cuda::carve_topk_selection(selection_bytes.storage(), p.heads, p.q_len).first;
+  }
   {
     cuda::DeviceGuard guard(device.index);
     const std::string error =
         cuda::attention_stats(p, static_cast<double*>(sums.storage()), static_cast<unsigned long long*>(key_mass.storage()),
-                              workspace.storage(), workspace_bytes, cuda::stream(device.index));
+                              workspace.storage(), workspace_bytes, cuda::stream(device.index), sparse ? &selection : nullptr);
     VDIT_CHECK(error.empty(), error);
+    if (sparse) sparse->out = sparse_output(p, selection, sparse->v.to_bf16());
   }
   const std::vector<double> host = to_host<double>(sums, sum_count);
   const std::vector<unsigned long long> mass = to_host<unsigned long long>(key_mass, mass_count);
@@ -85,10 +117,35 @@ std::vector<HeadStats> attention_statistics_cuda(const Tensor& q_in, const Tenso
     head.pooled.assign(s + 2 * layout.totals, s + 2 * layout.totals + layout.pooled);
     head.key_mass.resize(n_k);
     for (int64_t j = 0; j < n_k; ++j) head.key_mass[j] = std::ldexp(static_cast<double>(mass[h * n_k + j]), -32);
-    stats.push_back(finish_head_stats(head, n_q, n_k, options.top_sinks, query_groups, key_groups));
+    stats.push_back(finish_head_stats(head, probed, n_k, options.top_sinks, query_groups, key_groups));
   }
   return stats;
 }
+
+}  // namespace
+
+std::vector<HeadStats> attention_statistics_cuda(const Tensor& q, const Tensor& k, float scale,
+                                                 const std::vector<float>& temperature, const TokenGrid* grid,
+                                                 const AttentionStatsOptions& options) {
+  return statistics(q, k, scale, temperature, grid, options, nullptr);
+}
+
+StatsAndSparse attention_statistics_and_sparse_cuda(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
+                                                    const std::vector<float>& temperature, const TokenGrid* grid,
+                                                    const AttentionStatsOptions& options, int64_t keep) {
+  VDIT_CHECK(v.device() == q.device() && v.ndim() == 3 && v.size(0) == k.size(0) && v.size(1) == k.size(1) &&
+                 v.size(2) == q.size(2) && keep >= 1 && keep <= k.size(0),
+             "attention statistics with sparse attention: v " << to_string(v.shape()) << " on " << to_string(v.device())
+                                                              << " for k " << to_string(k.shape()) << ", keep " << keep);
+  SparseRequest sparse{v, keep, {}};
+  StatsAndSparse out;
+  out.stats = statistics(q, k, scale, temperature, grid, options, &sparse);
+  out.sparse = sparse.out;
+  out.query_stride = probe_stride(q.size(0));
+  return out;
+}
+
+int64_t probe_stride(int64_t n_q) { return (n_q + kProbedQueries - 1) / kProbedQueries; }
 
 }  // namespace vdit
 #endif

@@ -6,6 +6,7 @@
 #include "autograd/check.h"
 #include "autograd/tape.h"
 #include "diagnostics/attention_call.h"
+#include "diagnostics/diagnostics_cuda.h"
 #include "diagnostics/probe_set.h"
 #include "diagnostics/sparse_attention.h"
 
@@ -30,29 +31,80 @@ std::vector<std::vector<double>> sink_value_norms(const Tensor& v, const std::ve
   return ratios;
 }
 
-// Computes the statistics of every attention call of one block run.
+// The rows of t [1, N, ...] padded with zero rows to a multiple of s and grouped s at a time:
+// [1, ceil(N / s), s, rest]; [:, :, 0] are rows 0, s, 2s, ...
+Tensor rows_by(const Tensor& t, int64_t s) {
+  const int64_t n = t.size(1), m = (n + s - 1) / s, rest = t.numel() / n;
+  Shape pad = t.shape();
+  pad[1] = m * s - n;
+  const Tensor padded = pad[1] == 0 ? t : concat({t, Tensor::zeros(pad, t.dtype(), t.device())}, 1);
+  return reshape(padded, {1, m, s, rest});
+}
+
+// Rows 0, s, 2s, ... of t [1, N, d]: the probed queries' rows.
+Tensor probed_rows(const Tensor& t, int64_t s) { return s == 1 ? t : slice(rows_by(t, s), 2, 0, 1); }
+
+// `dense` [1, N, H, hd] with rows 0, s, 2s, ... replaced by `rows` [ceil(N / s), H, hd].
+Tensor with_probed_rows(const Tensor& dense, const Tensor& rows, int64_t s) {
+  if (s == 1) return reshape(rows, dense.shape());
+  const Tensor grouped = rows_by(dense, s);
+  const Tensor merged = concat({reshape(rows, {1, grouped.size(1), 1, grouped.size(3)}), slice(grouped, 2, 1, s)}, 2);
+  return slice(reshape(merged, {1, grouped.size(1) * s, dense.size(2), dense.size(3)}), 1, 0, dense.size(1));
+}
+
+// Computes the statistics of every attention call of one block run. On a GPU, with a keep
+// fraction, self-attention's sparsified output comes from the same passes over the scores
+// (diagnostics_cuda.h), for the probed queries; the sparse run of the block replays the dense
+// output with those rows replaced, and its error is measured over them.
 class StatsProbe : public AttentionProbe {
  public:
-  StatsProbe(const TokenGrid& grid, const AttentionStatsOptions& options) : grid_(grid), options_(options) {}
+  StatsProbe(const TokenGrid& grid, const AttentionStatsOptions& options, double sparse_keep)
+      : grid_(grid), options_(options), sparse_keep_(sparse_keep) {}
   Tensor observe(const AttentionCall& call) override {
     const bool self = call.kind == AttentionKind::Self;
+    const float scale = attention_scale(call.options, call.q);
+    const std::vector<float> tau = temperatures(call.options, call.q.size(2));
+    Tensor replaced;
     try {
       std::vector<HeadStats>& stats = self ? self_ : cross_;
-      stats = attention_statistics(sample_heads(call.q), sample_heads(call.k), attention_scale(call.options, call.q),
-                                   temperatures(call.options, call.q.size(2)),
-                                   self ? &grid_ : nullptr, options_);
+#if VDITKIT_CUDA
+      if (self && sparse_keep_ > 0.0 && call.q.is_cuda()) {
+        StatsAndSparse both = attention_statistics_and_sparse_cuda(sample_heads(call.q), sample_heads(call.k), sample_heads(call.v),
+                                                                   scale, tau, &grid_, options_, kept_keys(sparse_keep_, call.k.size(1)));
+        stats = std::move(both.stats);
+        replaced = attention(call.q, call.k, call.v, call.options);
+        sparse_self_ = with_probed_rows(replaced, both.sparse, both.query_stride);
+        sparse_stride_ = both.query_stride;
+      }
+#endif
+      if (!replaced.defined())
+        stats = attention_statistics(sample_heads(call.q), sample_heads(call.k), scale, tau, self ? &grid_ : nullptr, options_);
       (self ? self_value_norms_ : cross_value_norms_) = sink_value_norms(call.v, stats);
     } catch (const Error& e) {
       VDIT_FAIL("block " << call.block << " " << (self ? "self" : "cross") << "-attention: " << e.what());
     }
-    return {};
+    return replaced;  // the dense output, where computed here
   }
   std::vector<HeadStats> self_, cross_;
   std::vector<std::vector<double>> self_value_norms_, cross_value_norms_;
+  Tensor sparse_self_;         // undefined unless computed with the statistics
+  int64_t sparse_stride_ = 1;  // its probed rows: 0, s, 2s, ...
 
  private:
   TokenGrid grid_;
   AttentionStatsOptions options_;
+  double sparse_keep_;
+};
+
+// Puts a sparsified output computed earlier in the place of one kind of attention.
+class ReplayProbe : public AttentionProbe {
+ public:
+  ReplayProbe(AttentionKind kind, Tensor out) : kind_(kind), out_(std::move(out)) {}
+  Tensor observe(const AttentionCall& call) override { return call.kind == kind_ ? out_ : Tensor(); }
+
+ private:
+  AttentionKind kind_;
+  Tensor out_;
 };
 
 // ||a - b|| / ||b - x||: how much of the block's own contribution (its output minus its input)
@@ -150,7 +202,7 @@ DiagnosticsReport diagnose(const VDiT& model, const LatentDataset& data, const D
       const VDiT::Embedded embedded = embed_probe(model, sample, s, sigma, options.noise_seed);
       Tensor x = embedded.tokens;
       for (int64_t b = 0; b < B; ++b) {
-        StatsProbe stats(grid, options.stats);
+        StatsProbe stats(grid, options.stats, options.sparse_keep);
         const Tensor dense = model.run_block(static_cast<int>(b), x, embedded, &stats);
         const size_t tb = static_cast<size_t>(t * B + b);
         accumulate(report.self_attn, tb, H, stats.self_, stats.self_value_norms_, &grid, 0, s == 0, grid.frames);
@@ -160,9 +212,13 @@ DiagnosticsReport diagnose(const VDiT& model, const LatentDataset& data, const D
         if (options.sparse_keep > 0.0) {
           for (AttentionKind kind : {AttentionKind::Self, AttentionKind::Cross}) {
             SparseProbe sparse(kind, options.sparse_keep);
-            const Tensor changed = model.run_block(static_cast<int>(b), x, embedded, &sparse);
+            ReplayProbe replay(kind, stats.sparse_self_);
+            const bool replayed = kind == AttentionKind::Self && stats.sparse_self_.defined();
+            const Tensor changed =
+                model.run_block(static_cast<int>(b), x, embedded, replayed ? static_cast<AttentionProbe*>(&replay) : &sparse);
+            const int64_t s = replayed ? stats.sparse_stride_ : 1;  // the block is row-wise after self-attention
             (kind == AttentionKind::Self ? report.self_attn : report.cross_attn).sparsify_error[tb] +=
-                relative_change(changed, dense, x);
+                relative_change(probed_rows(changed, s), probed_rows(dense, s), probed_rows(x, s));
           }
         }
         x = dense;

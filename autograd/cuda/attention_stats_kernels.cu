@@ -1,11 +1,10 @@
 // The attention statistics' passes (see attention_stats_kernels.cuh for what each computes and
 // the error bound of the keys holding 90% / 95%).
 #include "autograd/cuda/attention_stats_kernels.cuh"
-#include "autograd/cuda/score_pass.cuh"
+#include "autograd/cuda/topk_selection.cuh"
 
 #include <algorithm>
 #include <climits>
-#include <cmath>
 #include <sstream>
 
 namespace vdit::cuda {
@@ -28,16 +27,14 @@ struct Columns {
   __host__ __device__ static int stride(int n) { return n | 1; }
 };
 
-// What the statistics passes share: the lse pass's rows and the bottom of the coarse window,
-// log2(0.04 / Nk) (keys below it hold less than 4% of the mass).
+// What the statistics passes share: the lse pass's rows; the coarse window is the top-k
+// selection's.
 struct StatsShape {
   RowStats rows;
   int q_len, k_len;
-  float lo;
   __device__ int64_t at(int h, int q) const { return rows.at(h, q); }
   __device__ void window(int h, int q, float& lse, Window& w) const {
-    const float bottom = lo;
-    rows.window(h, q, lse, w, [bottom](float top) { return Window{bottom, kCoarseBins / (top - bottom)}; });
+    rows.window(h, q, lse, w, [](float top) { return select_window(top); });
   }
 };
 
@@ -49,9 +46,10 @@ struct CrossingArrays {
 };
 
 // A row's running sum over one key segment (a key group, a frame) at a time, added into the
-// row's column for that segment in `per_query` when the segment changes (a few times per row,
-// keys arriving in order) and at the end: one global read-modify-write per segment, by the one
-// lane that owns the row. per_query starts at zero.
+// row's column for that segment in `per_query` when the segment changes (a few times per row:
+// keys arrive in order, the pass wrapping around once) and at the end: one global
+// read-modify-write per visit of a segment, by the one lane that owns the row. per_query
+// starts at zero.
 struct SegmentColumn {
   float sum[2];
   int seg[2];
@@ -77,14 +75,17 @@ struct SegmentColumn {
 // by frame distance go straight to per_query (SegmentColumn).
 struct CoarseStatsPass {
   static constexpr bool kValues = false;
+  static constexpr bool kRotate = true;  // every block adds into key_mass
   using Hist = Histogram<1, kCoarseBins>;
   StatsShape shape;
   Columns columns;
   int height, width;  // of a frame; columns.frames 0 for cross-attention
+  int query_stride;   // query i of the pass is token i * query_stride
   float sink_threshold;
   float* per_query;  // [H, Nq, columns.count()]
   unsigned long long* key_mass;
   CrossingArrays crossing;
+  TopKShape select;  // keep 0: no top-k selection
   float lse[2], entropy[2];
   Window window[2];
   int fq[2], hq[2], wq[2], own_frame[2];  // the query's frame, row, column; its frame's first key
@@ -117,8 +118,10 @@ struct CoarseStatsPass {
       const int q = at.query(half);
       shape.window(at.h, q, lse[half], window[half]);
       entropy[half] = 0.0f;
+      const int token = q * query_stride;
       if (columns.frames)
-        fq[half] = q / frame_size, hq[half] = q % frame_size / width, wq[half] = q % width, own_frame[half] = fq[half] * frame_size;
+        fq[half] = token / frame_size, hq[half] = token % frame_size / width, wq[half] = token % width,
+        own_frame[half] = fq[half] * frame_size;
     }
     __syncthreads();
   }
@@ -195,6 +198,9 @@ struct CoarseStatsPass {
       crossing.count_above[i] = c.count_above;
       crossing.mass_above[i] = c.mass_above;
     }
+    // The top-k selection's coarse level: the same histogram's counts.
+    if (select.keep > 0 && at.tid < kPassRows && at.q0 + at.tid < shape.q_len)
+      select.record<false, Hist::kWords>(shape.at(at.h, at.q0 + at.tid), hist(at).row(at.tid, 0));
     if (at.lane % 4 == 0)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
@@ -209,38 +215,51 @@ struct CoarseStatsPass {
   }
 };
 
-// Pass 3: the fine histogram inside each target's crossed coarse bin, then the key counts.
+// Pass 3: the fine histogram inside each target's crossed coarse bin, then the key counts; and
+// with a top-k selection its fine level (a count-only histogram inside its crossed coarse bin).
 struct FineCountPass {
   static constexpr bool kValues = false;
   using Hist = Histogram<kTargets, kFineBins>;
-  static constexpr size_t kSmemBytes = Hist::kBytes;
+  using SelectHist = Histogram<1, kFineBins, false>;
+  static constexpr size_t kSmemBytes = Hist::kBytes + SelectHist::kBytes;
   StatsShape shape;
   int columns;
   float* per_query;
   CrossingArrays crossing;
+  TopKShape select;  // keep 0: no top-k selection
   float lse[2];
   Window window[2];
-  int coarse[2][kTargets];
+  int coarse[2][kTargets], select_coarse[2];
+
+  __device__ Hist hist(const PassPlace& at) const { return {reinterpret_cast<uint32_t*>(at.smem)}; }
+  __device__ SelectHist select_hist(const PassPlace& at) const {
+    return {reinterpret_cast<uint32_t*>(at.smem + Hist::kBytes)};
+  }
 
   __device__ void begin(const PassPlace& at) {
-    Hist{reinterpret_cast<uint32_t*>(at.smem)}.clear(at.tid);
+    hist(at).clear(at.tid);
+    select_hist(at).clear(at.tid);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int q = at.query(half);
       shape.window(at.h, q, lse[half], window[half]);
       for (int t = 0; t < kTargets; ++t) coarse[half][t] = q < shape.q_len ? crossing.bin[shape.at(at.h, q) * kTargets + t] : -1;
+      select_coarse[half] = select.keep > 0 && q < shape.q_len ? select.coarse[shape.at(at.h, q)] : -1;
     }
     __syncthreads();
   }
 
   __device__ void tile(const PassPlace& at, ScoreTile& s, int, const bf16*) {
-    const Hist h{reinterpret_cast<uint32_t*>(at.smem)};
+    const Hist h = hist(at);
     for_each_element([&](int n, int e, int half) {
       const float log2p = s[0][n][e] - lse[half];
       const int b = window[half].bin<kCoarseBins>(log2p);
-      if (b < 0 || (b != coarse[half][0] && b != coarse[half][1])) return;  // most keys: no exp, no atomic
-      const float p = exp2_approx(log2p);
+      const bool target = b == coarse[half][0] || b == coarse[half][1];
+      if (b < 0 || (!target && b != select_coarse[half])) return;  // most keys: no exp, no atomic
       const int fine = window[half].fine_bin<kFineBins>(log2p, b);
+      if (b == select_coarse[half]) select_hist(at).add(at.local_row(half), 0, fine, 0.0f);
+      if (!target) return;
+      const float p = exp2_approx(log2p);
 #pragma unroll
       for (int t = 0; t < kTargets; ++t)
         if (b == coarse[half][t]) h.add(at.local_row(half), t, fine, p);
@@ -248,12 +267,14 @@ struct FineCountPass {
   }
 
   __device__ void finish(const PassPlace& at) {
+    if (select.keep > 0 && at.tid < kPassRows && at.q0 + at.tid < shape.q_len)
+      select.record<true, SelectHist::kWords>(shape.at(at.h, at.q0 + at.tid), select_hist(at).row(at.tid, 0));
     const int row = at.tid / kTargets, t = at.tid % kTargets, q = at.q0 + row;
     if (q >= shape.q_len) return;
     const int64_t i = shape.at(at.h, q) * kTargets + t;
     uint64_t keys = static_cast<uint64_t>(shape.k_len);  // not crossed (rounding): every key
     if (crossing.bin[i] >= 0) {
-      const uint32_t* bins = Hist{reinterpret_cast<uint32_t*>(at.smem)}.row(row, t);
+      const uint32_t* bins = hist(at).row(row, t);
       const uint64_t target = static_cast<uint64_t>(kTargetMass[t]);
       const Crossing c = find_crossing<kFineBins>(bins, false, target, 0, crossing.count_above[i], crossing.mass_above[i]);
       if (c.bin >= 0) {
@@ -338,6 +359,10 @@ std::string check(const AttentionStatsProblem& p) {
   else if (p.query_groups < 1 || p.key_groups < 1 || p.query_groups > p.q_len || p.key_groups > p.k_len ||
            static_cast<int64_t>(p.k_len + 1) * p.key_groups > INT_MAX)  // key group arithmetic in int
     e << "pooled map of " << p.query_groups << "x" << p.key_groups << " groups over " << p.q_len << "x" << p.k_len << " tokens";
+  else if (p.keep < 0 || p.keep > p.k_len)
+    e << "keep " << p.keep << " of " << p.k_len << " keys";
+  else if (p.query_stride < 1 || (p.frames && static_cast<int64_t>(p.q_len - 1) * p.query_stride >= p.k_len))
+    e << "query stride " << p.query_stride << " for " << p.q_len << " queries over " << p.k_len << " tokens";
   else
     return {};
   return e.str();
@@ -345,15 +370,15 @@ std::string check(const AttentionStatsProblem& p) {
 
 template <int HD>
 std::string run(const AttentionStatsProblem& pr, double* sums, unsigned long long* key_mass, const StatsWorkspace& w,
-                cudaStream_t stream) {
-  const PassParams params{pr.q, pr.k, nullptr, pr.temperature, pr.scale, pr.q_len, pr.k_len, pr.heads};
+                const TopKShape& select, cudaStream_t stream) {
+  const PassParams params{pr.q, pr.k, nullptr, pr.temperature, pr.scale, pr.q_len, pr.k_len, pr.heads, pr.query_stride};
   const Columns columns = columns_of(pr);
-  const StatsShape shape{{w.lse2, w.max2, pr.q_len}, pr.q_len, pr.k_len, std::log2(0.04f / static_cast<float>(pr.k_len))};
+  const StatsShape shape{select.rows, pr.q_len, pr.k_len};
   cudaError_t e = cudaMemsetAsync(key_mass, 0, static_cast<size_t>(pr.heads) * pr.k_len * sizeof(unsigned long long), stream);
   if (e != cudaSuccess) return std::string("attention statistics (CUDA): ") + cudaGetErrorString(e);
 
   LsePass lse{};
-  lse.lse2 = w.lse2, lse.max2 = w.max2, lse.q_len = pr.q_len;
+  lse.lse2 = shape.rows.lse2, lse.max2 = shape.rows.max2, lse.q_len = pr.q_len;
   if (std::string err = launch_score_pass<HD>(params, lse, LsePass::kSmemBytes, stream, "attention statistics' lse pass"); !err.empty())
     return err;
   // The coarse pass adds the pooled map's and the frame distances' columns into per_query.
@@ -361,14 +386,16 @@ std::string run(const AttentionStatsProblem& pr, double* sums, unsigned long lon
   if (e != cudaSuccess) return std::string("attention statistics (CUDA): ") + cudaGetErrorString(e);
   CoarseStatsPass coarse{};
   coarse.shape = shape, coarse.columns = columns, coarse.height = pr.height, coarse.width = pr.width;
+  coarse.query_stride = pr.query_stride;
   coarse.sink_threshold = pr.sink_threshold, coarse.per_query = w.per_query, coarse.key_mass = key_mass;
-  coarse.crossing = w.crossing;
+  coarse.crossing = w.crossing, coarse.select = select;
   if (std::string err = launch_score_pass<HD>(params, coarse, CoarseStatsPass::smem_bytes(columns), stream,
                                               "attention statistics' main pass");
       !err.empty())
     return err;
   FineCountPass fine{};
   fine.shape = shape, fine.columns = columns.count(), fine.per_query = w.per_query, fine.crossing = w.crossing;
+  fine.select = select;
   if (std::string err = launch_score_pass<HD>(params, fine, FineCountPass::kSmemBytes, stream, "attention statistics' count pass");
       !err.empty())
     return err;
@@ -389,15 +416,21 @@ AttentionStatsLayout attention_stats_layout(const AttentionStatsProblem& p) {
 size_t attention_stats_workspace_bytes(const AttentionStatsProblem& p) { return attn::carve(p, nullptr, nullptr); }
 
 std::string attention_stats(const AttentionStatsProblem& p, double* sums, unsigned long long* key_mass, void* workspace,
-                            size_t workspace_bytes, cudaStream_t stream) {
+                            size_t workspace_bytes, cudaStream_t stream, const TopKSelection* selection) {
   if (std::string e = attn::check(p); !e.empty()) return e;
   const size_t need = attention_stats_workspace_bytes(p);
   if (!sums || !key_mass || !workspace || workspace_bytes < need || reinterpret_cast<uintptr_t>(workspace) % 256)
     return "attention statistics (CUDA): need sums, key_mass and a 256-byte aligned workspace of " +
            std::to_string(need) + " bytes";
+  if (p.keep > 0 && !selection) return "attention statistics (CUDA): keep " + std::to_string(p.keep) + " needs a selection";
   attn::StatsWorkspace w;
   attn::carve(p, workspace, &w);
-  return p.head_dim == 64 ? attn::run<64>(p, sums, key_mass, w, stream) : attn::run<128>(p, sums, key_mass, w, stream);
+  attn::TopKShape select{{w.lse2, w.max2, p.q_len}, nullptr, nullptr, nullptr, nullptr, nullptr, p.q_len, 0};
+  if (p.keep > 0)
+    select = {{selection->lse2, selection->max2, p.q_len}, selection->coarse, selection->count_above, selection->fine,
+              selection->last_log2p, selection->last_key, p.q_len, p.keep};
+  return p.head_dim == 64 ? attn::run<64>(p, sums, key_mass, w, select, stream)
+                          : attn::run<128>(p, sums, key_mass, w, select, stream);
 }
 
 }  // namespace vdit::cuda

@@ -33,12 +33,13 @@ constexpr float kMassUnit = 2147483648.0f;  // 2^31: p = 1 and a row's total fit
 constexpr int kCoarseBins = 64, kFineBins = 56;
 
 struct PassParams {
-  const bf16* q;  // [Nq, H, HD]
+  const bf16* q;  // [Nq, H, HD]: query i is row i * q_stride
   const bf16* k;  // [Nk, H, HD]
   const bf16* v;  // [Nk, H, HD], for visitors with kValues
   const float* temperature;  // [H] or null
   float scale;
   int q_len, k_len, heads;
+  int q_stride = 1;  // rows of q between two queries of the pass (q_len of them)
 };
 
 // Where a thread is: its lane and warp, the block's first query and the head.
@@ -59,7 +60,16 @@ constexpr size_t pass_tile_bytes() {
 
 // Visitor: kValues; begin(place); tile(place, s2, k0, v_tile) with v_tile the V rows of the tile
 // (null without kValues), called by every thread for every tile; finish(place) after the last
-// tile, once every thread is done with it (the block synchronised).
+// tile, once every thread is done with it (the block synchronised). Tiles come in key order,
+// unless the visitor sets kRotate: then block x starts at tile x (mod the tile count) and wraps
+// around, so that the blocks running at one time add into different keys' totals in global
+// memory (atomics on one L2 line serialise; every block would otherwise start at key 0).
+template <class Visitor>
+constexpr bool rotates() {
+  if constexpr (requires { Visitor::kRotate; }) return Visitor::kRotate;
+  return false;
+}
+
 template <int HD, class Visitor>
 __global__ void __launch_bounds__(kPassThreads) score_pass_kernel(const PassParams p, Visitor visitor) {
   constexpr int S = kStride<HD>;
@@ -76,19 +86,22 @@ __global__ void __launch_bounds__(kPassThreads) score_pass_kernel(const PassPara
   const bf16* vg = kValues ? p.v + static_cast<int64_t>(place.h) * HD : nullptr;
   const float scale_log2 = (p.temperature ? p.scale / p.temperature[place.h] : p.scale) * kPassLog2e;
   const int tiles = (p.k_len + kPassKeys - 1) / kPassKeys;
+  const int first = rotates<Visitor>() ? static_cast<int>(blockIdx.x) % tiles : 0;
+  const int64_t k_first = static_cast<int64_t>(first) * kPassKeys;
 
-  load_tile_async<kPassRows, HD, kPassThreads>(sq, p.q + place.q0 * ld + place.h * HD, ld, p.q_len - place.q0, tid);
-  load_tile_async<kPassKeys, HD, kPassThreads>(sk, kg, ld, p.k_len, tid);
-  if constexpr (kValues) load_tile_async<kPassKeys, HD, kPassThreads>(sv, vg, ld, p.k_len, tid);
+  const int64_t q_ld = ld * p.q_stride;
+  load_tile_async<kPassRows, HD, kPassThreads>(sq, p.q + place.q0 * q_ld + place.h * HD, q_ld, p.q_len - place.q0, tid);
+  load_tile_async<kPassKeys, HD, kPassThreads>(sk, kg + k_first * ld, ld, p.k_len - static_cast<int>(k_first), tid);
+  if constexpr (kValues) load_tile_async<kPassKeys, HD, kPassThreads>(sv, vg + k_first * ld, ld, p.k_len - static_cast<int>(k_first), tid);
   cp_async_commit();
   visitor.begin(place);
 
   for (int j = 0; j < tiles; ++j) {
-    const int k0 = j * kPassKeys, buf = j % 2;
+    const int tile = first + j < tiles ? first + j : first + j - tiles, k0 = tile * kPassKeys, buf = j % 2;
     cp_async_wait_all();
     __syncthreads();  // tile j landed; every warp is done with tile j - 1 (the other buffer)
     if (j + 1 < tiles) {
-      const int kn = k0 + kPassKeys, nb = (j + 1) % 2;
+      const int kn = tile + 1 < tiles ? k0 + kPassKeys : 0, nb = (j + 1) % 2;
       load_tile_async<kPassKeys, HD, kPassThreads>(sk + nb * kPassKeys * S, kg + kn * ld, ld, p.k_len - kn, tid);
       if constexpr (kValues)
         load_tile_async<kPassKeys, HD, kPassThreads>(sv + nb * kPassKeys * S, vg + kn * ld, ld, p.k_len - kn, tid);
