@@ -24,6 +24,10 @@ void VDiTConfig::validate() const {
   VDIT_CHECK(head_dim() / 2 >= 3, "config: head_dim " << head_dim() << " too small to split RoPE over 3 axes");
   VDIT_CHECK(freq_dim % 2 == 0, "config: freq_dim " << freq_dim << " must be even");
   VDIT_CHECK(eps > 0.0f, "config: eps must be positive, got " << eps);
+  // Image-to-video adds an image embedder and a second cross-attention that vditkit does not
+  // build; an unknown type would also not survive diffusers' config.json, which has no such key.
+  VDIT_CHECK(model_type == "t2v",
+             "config: model_type '" << model_type << "' is not supported (vditkit builds Wan2.1 text-to-video, 't2v')");
 }
 
 VDiTConfig VDiTConfig::wan_1_3b() { return VDiTConfig{}; }

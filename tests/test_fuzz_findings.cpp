@@ -54,6 +54,14 @@ TEST(FuzzFindings, ConfigWithANumberBeyondDoubleNamesTheFile) {
   EXPECT_NE(message.find("number overflow parsing '1e400'"), std::string::npos) << message;
 }
 
+// A config.json whose model_type was mutated to "t2)v": it was accepted and then lost in a round
+// trip through diffusers' config.json (which has no model_type), so the config changed.
+TEST(FuzzFindings, ConfigWithAnUnknownModelTypeIsRefused) {
+  const std::string path = finding("fuzz_config/unknown-model-type.json");
+  const std::string message = testing::error_of([&] { resolve_config(read_config_json(path), {}, path); });
+  EXPECT_NE(message.find(path + ": config: model_type 't2)v' is not supported"), std::string::npos) << message;
+}
+
 // The same number in a safetensors header (the parser the config reader shares the fault with).
 TEST(FuzzFindings, SafetensorsHeaderWithANumberBeyondDoubleNamesTheFile) {
   testing::ScratchDir dir;
