@@ -6,6 +6,7 @@
 #include "data/hdf5_file.h"
 #include "data/text_embedding_table.h"
 #include "data/video_io.h"
+#include "tools/study_output.h"
 #include "train/trainer.h"
 
 namespace vdit::cli {
@@ -41,6 +42,12 @@ FrameSize SamplingFlags::latent_size() const {
 Shape SamplingFlags::latent_shape(const VDiTConfig& c) const {
   const FrameSize s = latent_size();
   return {c.in_dim, frames, s.height, s.width};
+}
+
+std::string SamplingFlags::settings_text(const Shape& shape) const {
+  return "frames " + std::to_string(shape[1]) + ", size " + size + ", steps " + std::to_string(options.steps) +
+         ", guidance " + fixed(options.guidance, 2) + ", shift " + fixed(options.shift, 2) + ", seed " +
+         std::to_string(options.seed);
 }
 
 TransferSteps parse_transfer_steps(const std::string& text, int64_t steps) {

@@ -20,6 +20,8 @@ struct SamplingFlags {
   std::unique_ptr<VDiT> load_model() const;
   // [in_dim, --frames, H, W] of --size.
   Shape latent_shape(const VDiTConfig& config) const;
+  // "frames F, size HxW, steps N, guidance G, shift S, seed K" for a report of a clip of `shape`.
+  std::string settings_text(const Shape& shape) const;
 
  private:
   FrameSize latent_size() const;  // UsageError for a bad --size or --frames

@@ -100,9 +100,7 @@ int run_study_perturb(int argc, char** argv) {
     samples.emplace_back(&row == &study.rows.back() ? "all_blocks" : "block_" + std::to_string(row.blocks[0]), row.sample);
   write_study_samples(out, samples, fps);
 
-  const std::string settings = "mode " + mode_name + ", frames " + std::to_string(shape[1]) + ", size " + flags.size +
-                               ", steps " + std::to_string(o.steps) + ", guidance " + fixed(o.guidance, 2) + ", shift " +
-                               fixed(o.shift, 2) + ", seed " + std::to_string(o.seed);
+  const std::string settings = "mode " + mode_name + ", " + flags.settings_text(shape);
   nlohmann::json json = {{"model", flags.model}, {"prompt", prompt},       {"mode", mode_name},
                          {"latent_shape", shape}, {"steps", o.steps},       {"guidance", o.guidance},
                          {"shift", o.shift},      {"seed", o.seed},         {"pixel_space", pixels},

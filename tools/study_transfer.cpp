@@ -114,9 +114,7 @@ int run_study_transfer(int argc, char** argv) {
     samples.emplace_back(&row == &study.rows.back() ? "all_blocks" : "block_" + std::to_string(row.blocks[0]), row.sample);
   write_study_samples(out, samples, fps);
 
-  const std::string settings = "frames " + std::to_string(shape[1]) + ", size " + flags.size + ", steps " +
-                               std::to_string(o.steps) + ", guidance " + fixed(o.guidance, 2) + ", shift " +
-                               fixed(o.shift, 2) + ", seed " + std::to_string(o.seed) + ", transfer steps " + steps_spec;
+  const std::string settings = flags.settings_text(shape) + ", transfer steps " + steps_spec;
   nlohmann::json json = {{"model", flags.model},     {"source_prompt", source},       {"target_prompt", target},
                          {"latent_shape", shape},    {"steps", o.steps},              {"guidance", o.guidance},
                          {"shift", o.shift},         {"seed", o.seed},                {"transfer_steps", steps_spec},
