@@ -6,10 +6,11 @@
 
 namespace vdit {
 
-Tensor sample_heads(const Tensor& t, int64_t row) {
-  const Tensor one = t.size(0) == 1 ? t.detach() : slice(t.detach(), 0, row, row + 1);
-  return reshape(one, {t.size(1), t.size(2), t.size(3)});
+Tensor batch_row(const Tensor& t, int64_t row) {
+  return t.size(0) == 1 ? t.detach() : slice(t.detach(), 0, row, row + 1);
 }
+
+Tensor sample_heads(const Tensor& t, int64_t row) { return reshape(batch_row(t, row), {t.size(1), t.size(2), t.size(3)}); }
 
 std::vector<float> temperatures(const AttentionOptions& options, int64_t heads) {
   if (!options.temperature.defined()) return {};

@@ -7,6 +7,9 @@
 
 namespace vdit {
 
+// Row `row` of a batched tensor [B, ...] as [1, ...], detached.
+Tensor batch_row(const Tensor& t, int64_t row);
+
 // Row `row` of q, k or v [B, N, H, hd] as the statistics take it, [N, H, hd], detached.
 Tensor sample_heads(const Tensor& t, int64_t row = 0);
 

@@ -235,6 +235,12 @@ void check_inputs(const Tensor& q, const Tensor& k, float scale, const std::vect
 
 }  // namespace
 
+std::string TokenGrid::position(int64_t token) const {
+  const int64_t per_frame = height * width;
+  return "(" + std::to_string(token / per_frame) + "," + std::to_string(token % per_frame / width) + "," +
+         std::to_string(token % width) + ")";
+}
+
 HeadStats finish_head_stats(const HeadSums& sums, int64_t n_q, int64_t n_k, int64_t top_sinks,
                             const TokenGroups& queries, const TokenGroups& keys) {
   HeadStats stats;

@@ -3,6 +3,7 @@
 // and a pooled picture of the map, computed while streaming over blocks of queries so that no
 // [N_q, N_k] map is ever held, which is what makes them affordable at real Wan sizes.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "autograd/tensor.h"
@@ -13,6 +14,7 @@ namespace vdit {
 struct TokenGrid {
   int64_t frames = 1, height = 1, width = 1;
   int64_t tokens() const { return frames * height * width; }
+  std::string position(int64_t token) const;  // "(frame,row,column)", as reports label sink keys
 };
 
 struct AttentionStatsOptions {

@@ -100,6 +100,7 @@ void write_kind(Hdf5File& file, const DiagnosticsReport& r, const ReportKind& ki
   }
   if (!k.sink_first_frame.empty()) write_values(file, g + "sink_first_frame", k.sink_first_frame, tbh);
   if (!k.first_key_mass.empty()) write_values(file, g + "first_key_mass", k.first_key_mass, tbh);
+  if (!k.text_key_mass.empty()) write_values(file, g + "text_key_mass", k.text_key_mass, tbh);
   if (!k.sink_positions.empty()) file.write_string("sink_positions", nlohmann::json(k.sink_positions).dump(), kind.name);
   if (!k.pooled_maps.empty() && !k.pooled_maps.front().empty()) {
     std::vector<double> maps;
@@ -123,6 +124,7 @@ void read_kind(const Hdf5File& file, DiagnosticsReport& r, const ReportKind& kin
   if (file.has(g + "sink_value_norm")) k.sink_value_norm = read_sink_value_norms(file, g + "sink_value_norm", tbh, k.sink_keys);
   if (file.has(g + "sink_first_frame")) k.sink_first_frame = read_values(file, g + "sink_first_frame", tbh);
   if (file.has(g + "first_key_mass")) k.first_key_mass = read_values(file, g + "first_key_mass", tbh);
+  if (file.has(g + "text_key_mass")) k.text_key_mass = read_values(file, g + "text_key_mass", tbh);
   if (file.has_attribute("sink_positions", kind.name))
     k.sink_positions = nlohmann::json::parse(file.read_string("sink_positions", kind.name)).get<std::vector<std::string>>();
   if (file.has(g + "pooled_maps")) {
@@ -157,6 +159,7 @@ nlohmann::json block_summary(const DiagnosticsReport& r, const AttentionKindRepo
     if (!std::isnan(a.first_frame_share)) s["first_frame_share"] = a.first_frame_share;
     if (!std::isnan(a.first_key_mass)) s["text_token0_mass"] = a.first_key_mass;
   }
+  if (!k.text_key_mass.empty()) out["text_key_mass"] = block_mean_over_timesteps_and_heads(r, k.text_key_mass, block);
   return out;
 }
 
@@ -195,14 +198,15 @@ const HeadMetric& head_metric(const std::string& name) {
 
 const std::vector<ReportKind>& report_kinds() {
   static const std::vector<ReportKind> kinds{{"self_attn", &DiagnosticsReport::self_attn},
-                                             {"cross_attn", &DiagnosticsReport::cross_attn}};
+                                             {"cross_attn", &DiagnosticsReport::cross_attn},
+                                             {"text_attn", &DiagnosticsReport::text_attn}};
   return kinds;
 }
 
 const AttentionKindReport& kind_report(const DiagnosticsReport& report, const std::string& kind) {
   for (const ReportKind& k : report_kinds())
     if (kind == k.name) return report.*k.member;
-  VDIT_FAIL("unknown attention kind \"" << kind << "\" (self_attn, cross_attn)");
+  VDIT_FAIL("unknown attention kind \"" << kind << "\" (self_attn, cross_attn, text_attn)");
 }
 
 void check_report_shape(const DiagnosticsReport& r, const std::string& source) {
@@ -214,8 +218,9 @@ void check_report_shape(const DiagnosticsReport& r, const std::string& source) {
     const AttentionKindReport& k = r.*kind.member;
     const std::string name = std::string(kind.name) + ".";
     const bool self = kind.member == &DiagnosticsReport::self_attn;
+    const bool joint_only = kind.member == &DiagnosticsReport::text_attn;  // measured for joint attention only
     for (const HeadMetric& m : head_metrics())
-      expect_size(source, name + m.name, (k.*m.values).size(), m.self_only && !self ? 0 : tbh, m.self_only);
+      expect_size(source, name + m.name, (k.*m.values).size(), m.self_only && !self ? 0 : tbh, m.self_only || joint_only);
     expect_size(source, name + "frame_distance_mass", k.frame_distance_mass.size(),
                 self ? tbh * static_cast<size_t>(r.frames) : 0, true);
     expect_size(source, name + "sparsify_error", k.sparsify_error.size(), static_cast<size_t>(r.timesteps() * r.blocks), true);
@@ -224,6 +229,7 @@ void check_report_shape(const DiagnosticsReport& r, const std::string& source) {
     expect_size(source, name + "sink_value_norm", k.sink_value_norm.size(), tbh, true);
     expect_size(source, name + "sink_first_frame", k.sink_first_frame.size(), tbh, true);
     expect_size(source, name + "first_key_mass", k.first_key_mass.size(), tbh, true);
+    expect_size(source, name + "text_key_mass", k.text_key_mass.size(), self ? 0 : tbh, true);
     expect_size(source, name + "pooled_maps", k.pooled_maps.size(), tbh, true);
     for (const auto& map : k.pooled_maps)
       VDIT_CHECK(map.size() == k.pooled_maps.front().size() &&
@@ -248,6 +254,18 @@ std::vector<double> mean_over_timesteps(const DiagnosticsReport& r, const std::v
       if (n > 0) means[static_cast<size_t>(b * r.heads + h)] = sum / static_cast<double>(n);
     }
   return means;
+}
+
+double block_mean_over_timesteps_and_heads(const DiagnosticsReport& r, const std::vector<double>& values, int b) {
+  double sum = 0.0;
+  int64_t n = 0;
+  for (int64_t t = 0; t < r.timesteps() && !values.empty(); ++t)
+    for (int64_t h = 0; h < r.heads; ++h)
+      if (const double v = values[r.index(t, b, h)]; !std::isnan(v)) {
+        sum += v;
+        ++n;
+      }
+  return n > 0 ? sum / static_cast<double>(n) : NAN;
 }
 
 std::vector<HeadRank> worst_heads(const DiagnosticsReport& r, const AttentionKindReport& k, const HeadMetric& metric,
@@ -358,13 +376,15 @@ nlohmann::json summarize(const DiagnosticsReport& report, const Thresholds& thre
   nlohmann::json per_block = nlohmann::json::array();
   for (const BlockVerdict& v : verdicts) {
     nlohmann::json block = {{"block", v.block}, {"verdict", to_string(v.verdict)}, {"reasons", v.reasons}};
-    for (const ReportKind& kind : report_kinds()) block[kind.name] = block_summary(report, report.*kind.member, v.block);
+    for (const ReportKind& kind : report_kinds())
+      if ((report.*kind.member).measured()) block[kind.name] = block_summary(report, report.*kind.member, v.block);
     per_block.push_back(std::move(block));
     overall = std::max(overall, v.verdict);
   }
   nlohmann::json worst = nlohmann::json::object();
   for (const ReportKind& kind : report_kinds()) {
     const AttentionKindReport& k = report.*kind.member;
+    if (!k.measured()) continue;
     for (const HeadMetric& m : head_metrics()) {
       if ((k.*m.values).empty()) continue;
       nlohmann::json& list = worst[kind.name][m.name] = nlohmann::json::array();

@@ -13,7 +13,7 @@ namespace vdit {
 struct Thresholds;
 
 // Every number of one diagnosis, indexed [timestep][block][head] (t, b, h).
-struct AttentionKindReport {      // one for self-attention, one for cross-attention
+struct AttentionKindReport {      // one per report kind: self_attn, cross_attn, text_attn
   std::vector<double> entropy, sink_mass, top1_over_threshold, keys_for_90, keys_for_95; // size T*B*H
   std::vector<double> frame_distance_mass;   // T*B*H*F (self only; empty for cross)
   std::vector<double> sparsify_error;        // T*B (relative error of the block output)
@@ -26,18 +26,27 @@ struct AttentionKindReport {      // one for self-attention, one for cross-atten
   std::vector<std::vector<double>> sink_value_norm;
   std::vector<double> sink_first_frame;  // T*B*H (self only): share of the head's sink keys in latent frame 0
   std::vector<double> first_key_mass;    // T*B*H (cross only): mean mass on text token 0
+  // T*B*H, joint attention only (joint_attention.h): the mean joint-softmax mass on the real text
+  // keys of the video queries (cross_attn; their mass on video keys is one minus it) and of the
+  // text queries (text_attn).
+  std::vector<double> text_key_mass;
   std::vector<double> structure_correlation;     // T*B*H: correlation of pooled maps across probe samples (self only)
   // Per (t,b,h), row-major with pooled_size rows (may be empty). Cross-attention maps have
   // fewer columns than rows when there are fewer text tokens than pooled rows.
   std::vector<std::vector<double>> pooled_maps;
   int64_t pooled_size = 0;
+
+  bool measured() const { return !entropy.empty(); }
 };
 
 struct DiagnosticsReport {
   std::vector<double> sigmas;    // probe noise levels (T)
   int64_t blocks = 0, heads = 0, frames = 1;
   int64_t probe_samples = 0;
-  AttentionKindReport self_attn, cross_attn;
+  // Wan's self- and cross-attention; for a joint attention (Mochi, CogVideoX; joint_attention.h)
+  // self_attn is its video-to-video part, cross_attn video-to-text and text_attn text-to-all,
+  // which only joint attention has (empty otherwise; NaN for a block without text queries).
+  AttentionKindReport self_attn, cross_attn, text_attn;
   std::string model;             // what was diagnosed (path / step)
 
   int64_t timesteps() const { return static_cast<int64_t>(sigmas.size()); }
@@ -58,7 +67,7 @@ struct HeadMetric {
 const std::vector<HeadMetric>& head_metrics();
 const HeadMetric& head_metric(const std::string& name);  // throws for an unknown name
 
-// The two kinds by their names in files ("self_attn", "cross_attn").
+// The kinds by their names in files ("self_attn", "cross_attn", "text_attn").
 struct ReportKind {
   const char* name;
   AttentionKindReport DiagnosticsReport::*member;
@@ -71,6 +80,9 @@ void check_report_shape(const DiagnosticsReport& report, const std::string& sour
 
 // Per (b, h): the mean over timesteps of a T*B*H metric.
 std::vector<double> mean_over_timesteps(const DiagnosticsReport& report, const std::vector<double>& values);
+// The mean over timesteps and heads of a T*B*H quantity at block b; NaN (not measured) left out;
+// NaN when nothing is measured.
+double block_mean_over_timesteps_and_heads(const DiagnosticsReport& report, const std::vector<double>& values, int b);
 
 struct HeadRank {
   int block, head;
@@ -89,7 +101,8 @@ inline constexpr size_t kWorstHeads = 4;
 // self_attn/structure_correlation [T,B,H], KIND/sink_keys [T,B,H,K] (-1 where a head has fewer),
 // KIND/sink_value_norm [T,B,H,K] (NaN where a head has fewer sink keys), KIND/top_sink_stable
 // [B,H] (written for readers; derived from sink_keys), self_attn/sink_first_frame [T,B,H],
-// cross_attn/first_key_mass [T,B,H],
+// cross_attn/first_key_mass [T,B,H], cross_attn/text_key_mass and text_attn/text_key_mass [T,B,H]
+// (joint attention),
 // KIND/pooled_maps [T,B,H,P,cols]; attribute sink_positions on each KIND group (a JSON array);
 // root attributes sigmas (a JSON array), model, probe_samples, blocks, heads, frames.
 void write_diagnostics_h5(const std::string& path, const DiagnosticsReport& report);
@@ -118,7 +131,8 @@ struct SinkAnatomy {
 SinkAnatomy sink_anatomy(const DiagnosticsReport& report, const AttentionKindReport& kind, int block);
 
 // Ranks blocks worst first: highest sink mass, then lowest entropy (self-attention, mean over
-// timesteps, max over heads) — used by --layers auto:K.
+// timesteps, max over heads) — used by --layers auto:K. For a joint attention self_attn is its
+// video-to-video part, so families rank on the same statistics.
 std::vector<int> rank_blocks_worst_first(const DiagnosticsReport& report);
 
 // Writes DIR/diagnostics.h5, DIR/summary.json, DIR/*.png heatmaps (a blocks x heads grid per

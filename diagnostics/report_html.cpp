@@ -214,6 +214,25 @@ void sink_anatomy_table(std::ostringstream& html, const DiagnosticsReport& r) {
   html << "</table>\n";
 }
 
+// Joint attention (Mochi, CogVideoX): which report kind holds which part, and per block where
+// the joint softmax's mass goes (means over heads and timesteps, NaN left out).
+void joint_attention_table(std::ostringstream& html, const DiagnosticsReport& r) {
+  if (r.cross_attn.text_key_mass.empty()) return;
+  html << "<h2>Joint attention</h2>\n<p>Video and text share one attention here. self_attn is its video-to-video "
+          "part (each video query's probabilities restricted to the video keys and renormalised), cross_attn its "
+          "video-to-text part (restricted to the real text keys), text_attn its text-to-all part (the real text "
+          "queries over every unmasked key). Text-key mass: the mean joint mass on the real text keys; n/a where a "
+          "block has no text queries. Means over heads and timesteps.</p>\n<table><tr><th>block</th><th>video queries' "
+          "text-key mass</th><th>text queries' text-key mass</th><th>text queries' entropy</th></tr>\n";
+  for (int b = 0; b < r.blocks; ++b) {
+    html << "<tr><td>" << b << "</td>";
+    for (const std::vector<double>* values : {&r.cross_attn.text_key_mass, &r.text_attn.text_key_mass, &r.text_attn.entropy})
+      html << "<td>" << number(block_mean_over_timesteps_and_heads(r, *values, b)) << "</td>";
+    html << "</tr>\n";
+  }
+  html << "</table>\n";
+}
+
 }  // namespace
 
 void write_report_html(const std::string& dir, const DiagnosticsReport& r, const Thresholds& thresholds,
@@ -235,8 +254,10 @@ void write_report_html(const std::string& dir, const DiagnosticsReport& r, const
        << (before ? "; before &rarr; after" : "") << ".</p>\n";
   verdict_table(html, r, thresholds, before);
   sink_anatomy_table(html, r);
+  joint_attention_table(html, r);
 
   for (const ReportKind& kind : report_kinds()) {
+    if (!(r.*kind.member).measured()) continue;
     html << "<h2>" << kind.name << ": blocks (rows, top to bottom) x heads (columns)</h2>\n";
     for (const HeadMetric& m : head_metrics()) {
       const std::string after = metric_picture(pictures, r, kind, m);

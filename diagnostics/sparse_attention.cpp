@@ -15,6 +15,7 @@
 #include "autograd/parallel_errors.h"
 #include "diagnostics/attention_call.h"
 #include "diagnostics/diagnostics_cuda.h"
+#include "diagnostics/joint_attention.h"
 
 namespace vdit {
 
@@ -51,7 +52,9 @@ int64_t kept_keys(double keep_fraction, int64_t n_k) {
 }
 
 Tensor SparseProbe::observe(const AttentionCall& call) {
-  if (call.kind != kind_ || kept_keys(keep_, call.k.size(1)) == call.k.size(1)) return {};
+  if (call.kind != kind_) return {};
+  if (call.kind == AttentionKind::Joint) return sparse_joint_attention(call, keep_);  // over the unmasked keys
+  if (kept_keys(keep_, call.k.size(1)) == call.k.size(1)) return {};
   return sparse_attention(call.q, call.k, call.v, attention_scale(call.options, call.q),
                           temperatures(call.options, call.q.size(2)), keep_);
 }

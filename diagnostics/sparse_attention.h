@@ -22,8 +22,9 @@ Tensor sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, float
 // is 7.000000000000001).
 int64_t kept_keys(double keep_fraction, int64_t n_k);
 
-// Replaces one kind of attention of every call it sees by sparse_attention. When every key is
-// kept it leaves the call alone: keeping all keys is the dense attention, exactly.
+// Replaces one kind of attention of every call it sees by sparse_attention (a Joint call by
+// sparse_joint_attention, over its unmasked keys). When every key is kept it leaves the call
+// alone: keeping all keys is the dense attention, exactly.
 class SparseProbe : public AttentionProbe {
  public:
   SparseProbe(AttentionKind kind, double keep) : kind_(kind), keep_(keep) {}

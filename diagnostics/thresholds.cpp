@@ -88,11 +88,11 @@ Check parse_check(const std::string& source, const std::string& kind, const std:
 }
 
 std::vector<Check> parse_checks(const nlohmann::json& limits, const std::string& source) {
-  VDIT_CHECK(limits.is_object(), source << ": expected an object with keys self_attn and/or cross_attn");
+  VDIT_CHECK(limits.is_object(), source << ": expected an object with keys self_attn, cross_attn and/or text_attn");
   std::vector<Check> checks;
   for (const auto& [kind, metrics] : limits.items()) {
-    VDIT_CHECK(kind == "self_attn" || kind == "cross_attn",
-               source << ": key \"" << kind << "\" is not an attention kind (self_attn, cross_attn)");
+    VDIT_CHECK(kind == "self_attn" || kind == "cross_attn" || kind == "text_attn",
+               source << ": key \"" << kind << "\" is not an attention kind (self_attn, cross_attn, text_attn)");
     VDIT_CHECK(metrics.is_object(), source << ": key \"" << kind << "\" must be an object of metrics");
     for (const auto& [metric, entry] : metrics.items()) checks.push_back(parse_check(source, kind, metric, entry));
   }

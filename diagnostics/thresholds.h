@@ -2,7 +2,7 @@
 // Pass/warn/fail per block from a diagnosis (issue 5, "Checked at every checkpoint").
 //
 // A thresholds file (--diagnostic-checks FILE) is JSON: for each kind ("self_attn",
-// "cross_attn") a limit per metric,
+// "cross_attn", "text_attn") a limit per metric,
 //   {"self_attn": {"sink_mass": {"warn": 0.3, "fail": 0.6, "direction": "max"}, ...}, ...}
 // "direction": "max" means values above the limit are bad, "min" values below it. Metrics are
 // those of diagnostics.h5: entropy, sink_mass, top1_over_threshold, keys_for_90, keys_for_95,
@@ -24,6 +24,9 @@
 //   cross_attn entropy < 0.1 warn, < 0.05 fail; sink_mass and top1_over_threshold > 0.5 warn,
 //              > 0.8 fail: looser than self-attention, since a few text tokens (and padding)
 //              legitimately draw much of the mass.
+// A joint attention (Mochi, CogVideoX) is judged by the same limits: self_attn holds its
+// video-to-video part, cross_attn its video-to-text part, and its sparsify_error (the joint
+// attention sparsified) sits under self_attn; text_attn (text-to-all) has no default limits.
 #include <string>
 #include <vector>
 

@@ -1,7 +1,9 @@
 // Streamed attention statistics (diagnostics/attention_stats.cpp) against a naive float64
 // computation over the full [N_q, N_k] map, on a query count that is not a multiple of the
-// query block; crafted maps with known answers (uniform, one planted sink, a local band); and
-// top-k sparse attention (diagnostics/sparse_attention.cpp) against dense and naive top-k.
+// query block; crafted maps with known answers (uniform, one planted sink, a local band); a
+// joint attention's three parts (diagnostics/joint_attention.cpp) against the materialised joint
+// map restricted to each part; and top-k sparse attention (diagnostics/sparse_attention.cpp),
+// plain and joint, against dense and naive top-k.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +14,7 @@
 #include "autograd/ops.h"
 #include "autograd/random.h"
 #include "diagnostics/attention_stats.h"
+#include "diagnostics/joint_attention.h"
 #include "diagnostics/sparse_attention.h"
 #include "tests/autograd_testing.h"
 
@@ -22,8 +25,10 @@ using testing::all_close;
 
 // softmax(q k^T * scale / temperature[h]) in float64: [H][N_q][N_k], row-major per head.
 // q [N_q, H, hd] and k [N_k, H, hd], or with a leading batch axis, whose sample `b` is used.
+// Keys where `key_mask` (N_k values, or none) is 0 get no mass.
 std::vector<std::vector<double>> naive_maps(const Tensor& q, const Tensor& k, double scale,
-                                            const std::vector<float>& temperature, int64_t b = 0) {
+                                            const std::vector<float>& temperature, int64_t b = 0,
+                                            const float* key_mask = nullptr) {
   const int64_t heads = q.size(-2), head_dim = q.size(-1), n_q = q.size(-3), n_k = k.size(-3);
   const std::vector<float> pq = q.to_vector(), pk = k.to_vector();
   const float* qs = pq.data() + b * n_q * heads * head_dim;
@@ -39,9 +44,11 @@ std::vector<std::vector<double>> naive_maps(const Tensor& q, const Tensor& k, do
           s += static_cast<double>(qs[(i * heads + h) * head_dim + d]) * ks[(j * heads + h) * head_dim + d];
         row[j] = c * s;
       }
-      const double m = *std::max_element(row, row + n_k);
+      const auto masked = [&](int64_t j) { return key_mask && key_mask[j] == 0.0f; };
+      double m = -INFINITY;
+      for (int64_t j = 0; j < n_k; ++j) m = masked(j) ? m : std::max(m, row[j]);
       double total = 0.0;
-      for (int64_t j = 0; j < n_k; ++j) total += row[j] = std::exp(row[j] - m);
+      for (int64_t j = 0; j < n_k; ++j) total += row[j] = masked(j) ? 0.0 : std::exp(row[j] - m);
       for (int64_t j = 0; j < n_k; ++j) row[j] /= total;
     }
   }
@@ -352,6 +359,144 @@ TEST(AttentionStats, RejectsInconsistentInputs) {
   EXPECT_THROW(attention_statistics(q, k, 1.0f, {}, nullptr, no_block), Error);
 }
 
+// A joint attention call (layers/attention_probe.h) built directly: video rows of kJointGrid and
+// 9 text rows of which the first 6 are real (the rest padding, key_mask 0), in Mochi's order
+// (video then text) or CogVideoX's (text then video); queries the same rows, or the video rows
+// only (Mochi's last block). Padding keys are 6x the others, so that a cut which kept them would
+// give them much of the mass of some queries.
+const TokenGrid kJointGrid{2, 3, 5};
+
+struct JointCase {
+  bool text_first, video_queries_only;
+  int64_t text = 9, real;
+  JointLayout layout;
+  Tensor q, k, v, mask;
+  AttentionOptions options;
+
+  JointCase(bool text_first_in, bool video_queries_only_in, uint64_t seed, int64_t real_in = 6)
+      : text_first(text_first_in), video_queries_only(video_queries_only_in), real(real_in) {
+    const int64_t video = kJointGrid.tokens(), n_k = video + text;
+    layout = text_first ? JointLayout{text, video, 0, text} : JointLayout{0, video, video, text};
+    Rng rng(seed);
+    q = rng.normal_tensor({1, video_queries_only ? video : n_k, 2, 8}, 2.0f);
+    k = rng.normal_tensor({1, n_k, 2, 8});
+    v = rng.normal_tensor({1, n_k, 2, 8});
+    std::vector<float> m(n_k, 1.0f);
+    for (int64_t j = layout.text_begin + real; j < layout.text_begin + text; ++j) {
+      m[j] = 0.0f;
+      for (int64_t c = 0; c < 16; ++c) k.data()[j * 16 + c] *= 6.0f;
+    }
+    mask = Tensor::from_vector({1, n_k}, m);
+    options.key_mask = mask;
+    options.temperature = Tensor::from_vector({2}, kTemperature);
+    options.scale = 0.35f;
+  }
+  AttentionCall call() const { return {3, AttentionKind::Joint, q, k, v, options, layout}; }
+
+  std::vector<int64_t> range(int64_t begin, int64_t count) const {
+    std::vector<int64_t> r(count);
+    std::iota(r.begin(), r.end(), begin);
+    return r;
+  }
+  std::vector<int64_t> video_queries() const { return range(video_queries_only ? 0 : layout.video_begin, layout.video_count); }
+  std::vector<int64_t> text_queries() const { return video_queries_only ? std::vector<int64_t>{} : range(layout.text_begin, real); }
+  std::vector<int64_t> video_keys() const { return range(layout.video_begin, layout.video_count); }
+  std::vector<int64_t> text_keys() const { return range(layout.text_begin, real); }
+  std::vector<int64_t> unmasked_keys() const {
+    std::vector<int64_t> keys;
+    for (int64_t j = 0; j < k.size(1); ++j)
+      if (mask.data()[j] != 0.0f) keys.push_back(j);
+    return keys;
+  }
+};
+
+// Rows `queries` and columns `keys` of a map with n_k columns, each row renormalised to sum 1.
+std::vector<double> restricted_map(const std::vector<double>& map, int64_t n_k, const std::vector<int64_t>& queries,
+                                   const std::vector<int64_t>& keys) {
+  std::vector<double> out;
+  for (int64_t i : queries) {
+    double total = 0.0;
+    for (int64_t j : keys) total += map[i * n_k + j];
+    for (int64_t j : keys) out.push_back(map[i * n_k + j] / total);
+  }
+  return out;
+}
+
+// The mean over `queries` of the mass a map with n_k columns puts on `keys`.
+double mean_mass(const std::vector<double>& map, int64_t n_k, const std::vector<int64_t>& queries,
+                 const std::vector<int64_t>& keys) {
+  double total = 0.0;
+  for (int64_t i : queries)
+    for (int64_t j : keys) total += map[i * n_k + j];
+  return total / static_cast<double>(queries.size());
+}
+
+// Each part against the statistics of the materialised joint map (float64, padding masked)
+// restricted to the part's queries and keys and renormalised: the normalisation
+// joint_attention.h states, computed without cutting q or k.
+TEST(JointAttentionStats, ThreePartsMatchTheRestrictedJointMap) {
+  const AttentionStatsOptions options = small_blocks(8);
+  for (const auto& [text_first, video_only] : {std::pair{false, false}, {true, false}, {false, true}}) {
+    const JointCase in(text_first, video_only, 21);
+    SCOPED_TRACE(std::string(text_first ? "text first" : "video first") + (video_only ? ", video queries only" : ""));
+    const JointStats stats = joint_attention_statistics(in.call(), kJointGrid, options);
+    const int64_t n_k = in.k.size(1);
+    const std::vector<std::vector<double>> maps = naive_maps(in.q, in.k, 0.35, kTemperature, 0, in.mask.data());
+    ASSERT_EQ(stats.video_to_video.size(), 2u);
+    ASSERT_EQ(stats.video_to_text.size(), 2u);
+    ASSERT_EQ(stats.text_to_all.size(), video_only ? 0u : 2u);
+    ASSERT_EQ(stats.video_text_mass.size(), 2u);
+    ASSERT_EQ(stats.text_text_mass.size(), video_only ? 0u : 2u);
+    for (size_t h = 0; h < 2; ++h) {
+      SCOPED_TRACE("head " + std::to_string(h));
+      const std::vector<double>& map = maps[h];
+      const int64_t videos = kJointGrid.tokens(), keys = in.unmasked_keys().size();
+      expect_stats_match(stats.video_to_video[h],
+                         naive_head_stats(restricted_map(map, n_k, in.video_queries(), in.video_keys()), videos, videos,
+                                          &kJointGrid, options));
+      expect_stats_match(stats.video_to_text[h],
+                         naive_head_stats(restricted_map(map, n_k, in.video_queries(), in.text_keys()), videos, in.real,
+                                          nullptr, options));
+      const double video_text = mean_mass(map, n_k, in.video_queries(), in.text_keys());
+      EXPECT_NEAR(stats.video_text_mass[h], video_text, 1e-5);
+      EXPECT_GT(video_text, 0.01);  // the text keys matter to the video queries
+      if (video_only) continue;
+      expect_stats_match(stats.text_to_all[h],
+                         naive_head_stats(restricted_map(map, n_k, in.text_queries(), in.unmasked_keys()), in.real, keys,
+                                          nullptr, options));
+      EXPECT_NEAR(stats.text_text_mass[h], mean_mass(map, n_k, in.text_queries(), in.text_keys()), 1e-5);
+    }
+  }
+}
+
+TEST(JointAttentionStats, KeysAreLabelledByStreamAndPosition) {
+  for (const bool text_first : {false, true}) {
+    const JointCase in(text_first, false, 22);
+    const JointParts parts = cut_joint_call(in.call(), 0, &kJointGrid);
+    EXPECT_EQ(parts.real_text, 6);
+    EXPECT_EQ(parts.keys_k.size(1), 36);
+    const int64_t first_text = text_first ? 0 : 30, first_video = text_first ? 6 : 0;
+    EXPECT_EQ(parts.key_position(first_text, kJointGrid), "text 0");
+    EXPECT_EQ(parts.key_position(first_text + 5, kJointGrid), "text 5");
+    EXPECT_EQ(parts.key_position(first_video, kJointGrid), "(0,0,0)");
+    EXPECT_EQ(parts.key_position(first_video + 22, kJointGrid), "(1,1,2)");  // 22 = 15 + 5 + 2
+  }
+}
+
+TEST(JointAttentionStats, RejectsLayoutsAndMasksThatDoNotCut) {
+  JointCase in(false, false, 23);
+  const JointLayout good = in.layout;
+  in.layout.text_count = 8;  // video + text no longer cover the keys
+  EXPECT_THROW(cut_joint_call(in.call()), Error);
+  in.layout = good;
+  EXPECT_THROW(cut_joint_call(in.call(), 0, &kGrid), Error);  // the grid has 105 tokens, the call 30
+  in.mask.data()[31] = 0.0f;  // a hole among the real text rows
+  EXPECT_THROW(cut_joint_call(in.call()), Error);
+  in.mask.data()[31] = 1.0f;
+  in.mask.data()[4] = 0.0f;  // a masked video row
+  EXPECT_THROW(cut_joint_call(in.call()), Error);
+}
+
 // Top-k attention in float64: per query the `keep` most probable keys (ties to the lower
 // index), softmax among them, times v. Inputs [B, N, H, hd].
 std::vector<double> naive_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
@@ -425,6 +570,41 @@ TEST(SparseAttention, RejectsBadInputs) {
   EXPECT_THROW(sparse_attention(in.q, in.k, in.v, 0.4f, {}, 1.5), Error);
   EXPECT_THROW(sparse_attention(in.q, in.k, in.v, 0.4f, {1.0f}, 0.5), Error);
   EXPECT_THROW(sparse_attention(in.q, in.k, Tensor::zeros({2, 101, 2, 8}), 0.4f, {}, 0.5), Error);
+}
+
+// Rows `rows` of t [1, N, H, hd].
+Tensor rows_of(const Tensor& t, const std::vector<int64_t>& rows) {
+  const int64_t width = t.size(2) * t.size(3);
+  Tensor out = Tensor::empty({1, static_cast<int64_t>(rows.size()), t.size(2), t.size(3)});
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::copy(t.data() + rows[i] * width, t.data() + (rows[i] + 1) * width, out.data() + i * width);
+  return out;
+}
+
+// Two batch rows with 6 and 3 real text rows: each query keeps the top 20% of its row's
+// unmasked keys (8 of 36, 7 of 33), as naive top-k over those keys alone.
+TEST(JointAttentionStats, SparsifiedPerQueryOverEachRowsUnmaskedKeys) {
+  for (const bool text_first : {false, true}) {
+    SCOPED_TRACE(text_first ? "text first" : "video first");
+    const JointCase a(text_first, false, 24), b(text_first, false, 25, 3);
+    const Tensor q = concat({a.q, b.q}, 0), k = concat({a.k, b.k}, 0), v = concat({a.v, b.v}, 0);
+    AttentionOptions options = a.options;
+    options.key_mask = concat({a.mask, b.mask}, 0);
+    const AttentionCall call{3, AttentionKind::Joint, q, k, v, options, a.layout};
+    const Tensor out = sparse_joint_attention(call, 0.2);
+    ASSERT_EQ(out.shape(), q.shape());
+    const std::vector<float> got = out.to_vector();
+    const int64_t row = a.q.numel();
+    for (const JointCase* c : {&a, &b}) {
+      const std::vector<int64_t> keys = c->unmasked_keys();
+      const std::vector<double> expected = naive_sparse_attention(c->q, rows_of(c->k, keys), rows_of(c->v, keys), 0.35f,
+                                                                  kTemperature, kept_keys(0.2, keys.size()));
+      const auto begin = got.begin() + (c == &a ? 0 : row);
+      EXPECT_TRUE(all_close(std::vector<float>(begin, begin + row), expected, 1e-5)) << (c == &a ? "row 0" : "row 1");
+    }
+    EXPECT_EQ(SparseProbe(AttentionKind::Joint, 0.2).observe(call).to_vector(), got);
+    EXPECT_FALSE(sparse_joint_attention(call, 1.0).defined());  // every key kept: the dense attention
+  }
 }
 
 }  // namespace

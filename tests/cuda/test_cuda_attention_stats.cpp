@@ -1,7 +1,9 @@
 // The attention statistics on a GPU (attention_stats_kernels.cu via attention_statistics with
 // CUDA inputs) against the CPU path on the same bf16-exact q and k: 7, 130, 513 and 4,096 keys,
 // head_dim 64 and 128, with and without temperatures, self-attention over a grid and
-// cross-attention, peaked and near-uniform maps; and that two runs give the same bits.
+// cross-attention, peaked and near-uniform maps; and that two runs give the same bits. A joint
+// attention call (joint_attention.h) cut on the GPU into its three parts against the same cut on
+// the CPU, and its sparsified output.
 //
 // Tolerances. The inputs are bf16-exact, so both sides' logits are exact products summed in
 // fp32 in different orders (relative 1e-6), and both use a 2-ulp exp: probabilities agree to
@@ -21,6 +23,9 @@
 
 #include "diagnostics/attention_stats.h"
 #include "diagnostics/diagnostics_cuda.h"
+#include "diagnostics/joint_attention.h"
+#include "diagnostics/sparse_attention.h"
+#include "tests/autograd_testing.h"
 #include "tests/cuda/gpu_testing.h"
 #include "tests/cuda/op_parity.h"
 
@@ -171,6 +176,55 @@ TEST(CudaAttentionStats, RejectsNonFiniteInputsAndOtherHeadDims) {
   EXPECT_THROW(attention_statistics(q.to(gpu), k.to(gpu), 0.125f, {}, nullptr, {}), Error);
   const Tensor q32 = testing::bf16_exact({9, 1, 32}, 5), k32 = testing::bf16_exact({9, 1, 32}, 6);
   EXPECT_THROW(attention_statistics(q32.to(gpu), k32.to(gpu), 0.125f, {}, nullptr, {}), Error);
+}
+
+// A joint call of 130 video rows (grid 2 x 5 x 13) and 20 text rows, 14 real and 6 padding
+// (key_mask 0), in Mochi's order (video, text) and CogVideoX's (text, video), queries the same
+// rows or the video rows only; cut where it lives. Each part's statistics as MatchTheCpuPath
+// holds them; the text-key masses come from the attention op, whose GPU output is bf16: to 0.5%
+// of the mass (relative 2^-8) plus 1e-4. The sparsified joint attention to 1e-2 of its largest
+// value, as test_cuda_sparse_attention.cpp holds sparse_attention.
+TEST(CudaAttentionStats, JointAttentionPartsMatchTheCpu) {
+  VDIT_REQUIRE_GPU();
+  const TokenGrid grid{2, 5, 13};
+  const int64_t video = grid.tokens(), text = 20, real = 14, heads = 2, hd = 64, n_k = video + text;
+  const Device gpu = Device::cuda(0);
+  for (const auto& [text_first, video_only] : {std::pair{false, false}, {true, false}, {false, true}}) {
+    SCOPED_TRACE(std::string(text_first ? "text first" : "video first") + (video_only ? ", video queries only" : ""));
+    const JointLayout layout = text_first ? JointLayout{text, video, 0, text} : JointLayout{0, video, video, text};
+    const Tensor q = testing::bf16_exact({1, video_only ? video : n_k, heads, hd}, 7, -2.0f, 2.0f);
+    const Tensor k = testing::bf16_exact({1, n_k, heads, hd}, 8, -2.0f, 2.0f);
+    const Tensor v = testing::bf16_exact({1, n_k, heads, hd}, 9);
+    std::vector<float> mask(n_k, 1.0f);
+    std::fill(mask.begin() + layout.text_begin + real, mask.begin() + layout.text_begin + text, 0.0f);
+    AttentionOptions cpu_options;
+    cpu_options.key_mask = Tensor::from_vector({1, n_k}, mask);
+    cpu_options.temperature = Tensor::from_vector({heads}, {0.7f, 1.3f});
+    AttentionOptions gpu_options = cpu_options;
+    gpu_options.key_mask = cpu_options.key_mask.to(gpu);
+    gpu_options.temperature = cpu_options.temperature.to(gpu);
+    const Tensor gq = q.to_bf16().to(gpu), gk = k.to_bf16().to(gpu), gv = v.to_bf16().to(gpu);
+    const AttentionCall cpu_call{0, AttentionKind::Joint, q, k, v, cpu_options, layout};
+    const AttentionCall gpu_call{0, AttentionKind::Joint, gq, gk, gv, gpu_options, layout};
+    AttentionStatsOptions options;
+    options.max_pooled = 16;
+    const JointStats cpu = joint_attention_statistics(cpu_call, grid, options);
+    const JointStats on_gpu = joint_attention_statistics(gpu_call, grid, options);
+    ASSERT_EQ(on_gpu.text_to_all.size(), video_only ? 0u : 2u);
+    for (size_t h = 0; h < heads; ++h) {
+      SCOPED_TRACE("head " + std::to_string(h));
+      expect_stats_match(on_gpu.video_to_video[h], cpu.video_to_video[h], video, video);
+      expect_stats_match(on_gpu.video_to_text[h], cpu.video_to_text[h], video, real);
+      EXPECT_NEAR(on_gpu.video_text_mass[h], cpu.video_text_mass[h], 5e-3 * cpu.video_text_mass[h] + 1e-4);
+      if (video_only) continue;
+      expect_stats_match(on_gpu.text_to_all[h], cpu.text_to_all[h], real, video + real);
+      EXPECT_NEAR(on_gpu.text_text_mass[h], cpu.text_text_mass[h], 5e-3 * cpu.text_text_mass[h] + 1e-4);
+    }
+    const Tensor sparse = sparse_joint_attention(gpu_call, 0.1);
+    EXPECT_EQ(sparse.device(), gpu);
+    EXPECT_TRUE(testing::all_close(sparse.to_vector(), testing::widen(sparse_joint_attention(cpu_call, 0.1).to_vector()),
+                                   1e-2));
+  }
 }
 
 }  // namespace
