@@ -198,12 +198,17 @@ Shape Hdf5File::shape(const std::string& name) const {
   return checked_extents(space, path_ + ": dataset '" + name + "'");
 }
 
-Tensor Hdf5File::read(const std::string& name) const {
+Tensor Hdf5File::read(const std::string& name) const { return read_as_float32(name, false); }
+
+Tensor Hdf5File::read_numbers(const std::string& name) const { return read_as_float32(name, true); }
+
+Tensor Hdf5File::read_as_float32(const std::string& name, bool integers_too) const {
   const std::string where = path_ + ": dataset '" + name + "'";
   Handle d(open_dataset(*this, id_, name), H5Dclose);
   Handle type(H5Dget_type(d), H5Tclose);
   const H5T_class_t cls = H5Tget_class(type);
-  VDIT_CHECK(cls == H5T_FLOAT, where << " is " << class_name(cls) << ", expected floating point");
+  VDIT_CHECK(cls == H5T_FLOAT || (integers_too && cls == H5T_INTEGER),
+             where << " is " << class_name(cls) << ", expected " << (integers_too ? "numbers" : "floating point"));
   Handle space(H5Dget_space(d), H5Sclose);
   const Shape shape = checked_extents(space, where);
   const uint64_t count = static_cast<uint64_t>(numel(shape));

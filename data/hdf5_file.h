@@ -31,6 +31,8 @@ class Hdf5File {
   Shape shape(const std::string& name) const;
   // A floating-point dataset of any width, converted to float32 by HDF5.
   Tensor read(const std::string& name) const;
+  // The same, also accepting integers (a 0/1 mask, which h5py users often write as int64).
+  Tensor read_numbers(const std::string& name) const;
   // A dataset holding one number, integer or floating point (a `timestep` written as 500).
   double read_number(const std::string& name) const;
   // Writes a float32 dataset (bf16 tensors are widened); creates intermediate groups.
@@ -54,6 +56,7 @@ class Hdf5File {
   // Checks the link names of `group` and of every group above it before HDF5 resolves a name
   // in them (data/hdf5_link_heap.h); each group once per file opened for reading.
   void check_names_along(const std::string& group) const;
+  Tensor read_as_float32(const std::string& name, bool integers_too) const;
 
   std::string path_;
   int64_t id_ = -1;  // hid_t

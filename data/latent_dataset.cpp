@@ -39,6 +39,16 @@ void check_same_width(const char* what, int64_t value, const std::string& where,
   VDIT_CHECK(value == first, where << ": " << what << " " << value << ", but " << first_where << " has " << first);
 }
 
+// "/sample_000001/context_mask", or "/context_mask" for the root group.
+std::string mask_object(const std::string& group) { return (group == "/" ? "" : group) + "/context_mask"; }
+
+std::string mask_where(const std::string& file, const std::string& group) { return file + ":" + mask_object(group); }
+
+// A mask has one entry per context row (checked at open from the shape, again when read).
+void check_mask_shape(const Shape& mask, int64_t rows, const std::string& where) {
+  VDIT_CHECK(mask == Shape{rows}, where << " has shape " << to_string(mask) << ", but its context has " << rows << " rows");
+}
+
 std::string sample_group_name(size_t i) {
   char name[32];
   std::snprintf(name, sizeof name, "/sample_%06zu", i);
@@ -46,6 +56,45 @@ std::string sample_group_name(size_t i) {
 }
 
 }  // namespace
+
+void check_context_mask(const Tensor& mask, int64_t rows, const std::string& where) {
+  check_mask_shape(mask.shape(), rows, where);
+  const std::vector<float> values = mask.to_vector();
+  for (size_t i = 0; i < values.size(); ++i) {
+    VDIT_CHECK(values[i] == 0.0f || values[i] == 1.0f,
+               where << " holds " << values[i] << " at index [" << i << "], expected 1 (a real token) or 0 (padding)");
+    VDIT_CHECK(i == 0 || values[i] <= values[i - 1],
+               where << " holds 1 at index [" << i << "] after padding at index [" << i - 1
+                     << "]: real tokens come first");
+  }
+  VDIT_CHECK(!values.empty() && values[0] == 1.0f,
+             where << " holds no real token (index [0] is padding): a context needs at least one");
+}
+
+Tensor read_context_mask(const Hdf5File& file, const std::string& group, int64_t rows) {
+  if (!file.has(mask_object(group))) return {};
+  const Tensor mask = file.read_numbers(mask_object(group));
+  check_context_mask(mask, rows, mask_where(file.path(), group));
+  return mask;
+}
+
+void pad_context(LatentSample& sample, int64_t rows) {
+  const int64_t have = sample.context.size(0), width = sample.context.size(1);
+  VDIT_CHECK(have <= rows, "a context of " << have << " rows cannot be padded to " << rows);
+  Tensor context = Tensor::zeros({rows, width});
+  Tensor mask = Tensor::zeros({rows});
+  const std::vector<float> values = sample.context.to_vector();
+  std::copy(values.begin(), values.end(), context.data());
+  if (sample.context_mask.defined()) {
+    check_context_mask(sample.context_mask, have, "the context mask being padded");
+    const std::vector<float> real = sample.context_mask.to_vector();
+    std::copy(real.begin(), real.end(), mask.data());
+  } else {
+    std::fill_n(mask.data(), have, 1.0f);
+  }
+  sample.context = context;
+  sample.context_mask = mask;
+}
 
 LatentDataset LatentDataset::open(const std::vector<std::string>& paths) {
   LatentDataset dataset;
@@ -57,6 +106,8 @@ LatentDataset LatentDataset::open(const std::vector<std::string>& paths) {
       Entry e{path, "/" + name, {}, {}};
       e.latents = sample_array_shape(file, e.group, "latents", 4, "[C, F, H, W]");
       e.context = sample_array_shape(file, e.group, "context", 2, "[L, text_dim]");
+      e.has_mask = file.has(mask_object(e.group));
+      if (e.has_mask) check_mask_shape(file.shape(mask_object(e.group)), e.context[0], mask_where(path, e.group));
       if (!dataset.entries_.empty()) {
         const Entry& first = dataset.entries_.front();
         check_same_width("latent channels", e.latents[0], e.where(), first.latents[0], first.where());
@@ -79,9 +130,11 @@ LatentSample LatentDataset::read(int64_t i) const {
   const Entry& e = entry(i);
   const Hdf5File file(e.file, Hdf5File::Mode::Read);
   LatentSample sample{file.read(e.group + "/latents"), file.read(e.group + "/context"),
-                      file.has_attribute("prompt", e.group) ? file.read_string("prompt", e.group) : ""};
+                      file.has_attribute("prompt", e.group) ? file.read_string("prompt", e.group) : "",
+                      read_context_mask(file, e.group, e.context[0])};
   // Batches are laid out from the shapes read at open; a file rewritten since must not overrun them.
-  VDIT_CHECK(sample.latents.shape() == e.latents && sample.context.shape() == e.context,
+  VDIT_CHECK(sample.latents.shape() == e.latents && sample.context.shape() == e.context &&
+                 sample.context_mask.defined() == e.has_mask,
              where(i) << ": changed since the dataset was opened");
   check_finite(sample.latents, where(i) + "/latents");
   check_finite(sample.context, where(i) + "/context");
@@ -97,6 +150,10 @@ void write_latent_dataset(const std::string& path, const std::vector<LatentSampl
       const std::string group = sample_group_name(i);
       file.write(group + "/latents", s.latents);
       file.write(group + "/context", s.context);
+      if (s.context_mask.defined()) {
+        check_context_mask(s.context_mask, s.context.size(0), mask_where(path, group));
+        file.write(mask_object(group), s.context_mask);
+      }
       if (!s.prompt.empty()) file.write_string("prompt", s.prompt, group);
     }
   });

@@ -79,6 +79,10 @@ void dataset_seed(const fs::path& dir, const fs::path& tmp) {
     samples.push_back({rng.normal_tensor({2, 1, 2, 2}), rng.normal_tensor({2, 4}), "sample " + std::to_string(i)});
   write_latent_dataset((tmp / "data.h5").string(), samples);
   fuzz::write_file(dir / "dataset", contents(tmp / "data.h5"));
+  // A padded caption: only a file with a context mask reaches the mask's checks.
+  samples[1].context_mask = Tensor::from_vector({2}, {1, 0});
+  write_latent_dataset((tmp / "masked.h5").string(), samples);
+  fuzz::write_file(dir / "dataset-masked", contents(tmp / "masked.h5"));
 }
 
 void run_state_seed(const fs::path& dir, const fs::path& tmp) {

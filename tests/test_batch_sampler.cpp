@@ -1,6 +1,7 @@
 // The batch sampler: every sample once per epoch, batches of one latent shape, a fresh seeded
 // order each epoch, and a run resumed from RunState drawing exactly the batches the
-// uninterrupted run draws. collate stacks latents and zero-pads contexts.
+// uninterrupted run draws. collate stacks latents and zero-pads contexts, with a mask of the
+// real rows wherever a sample has a mask or the lengths differ.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -184,6 +185,49 @@ TEST(Collate, StacksLatentsInOrderAndZeroPadsContexts) {
   EXPECT_EQ(batch.latents.to_vector(), (std::vector<float>{3, 4, 1, 2}));
   EXPECT_EQ(batch.context.shape(), (Shape{2, 3, 2}));
   EXPECT_EQ(batch.context.to_vector(), (std::vector<float>{101, 102, 103, 104, 105, 106, 1, 2, 0, 0, 0, 0}));
+}
+
+// A sample of latents [1, 1, 1, 1] whose context has `rows` rows and, when given, `mask`.
+LatentSample sample_with_context(int64_t rows, const std::vector<float>& mask = {}) {
+  LatentSample s{Tensor::zeros({1, 1, 1, 1}), Tensor::full({rows, 2}, 1.0f), ""};
+  if (!mask.empty()) s.context_mask = Tensor::from_vector({rows}, mask);
+  return s;
+}
+
+TEST(Collate, MaskMarksEachSamplesRealRowsAndTheBatchsPadding) {
+  ScratchDir dir;
+  write_latent_dataset(dir / "d.h5", {sample_with_context(1), sample_with_context(4, {1, 1, 0, 0}),
+                                      sample_with_context(3), sample_with_context(2, {1, 1})});
+  const LatentDataset dataset = LatentDataset::open({dir / "d.h5"});
+  const Batch batch = collate(dataset, {0, 1, 2, 3});
+  ASSERT_EQ(batch.context_mask.shape(), (Shape{4, 4}));
+  EXPECT_EQ(batch.context_mask.to_vector(), (std::vector<float>{1, 0, 0, 0,  // no mask, 1 row of 4
+                                                                1, 1, 0, 0,  // its own mask
+                                                                1, 1, 1, 0,  // no mask, 3 rows
+                                                                1, 1, 0, 0}));  // its mask, then the batch's padding
+}
+
+TEST(Collate, MixedLengthsWithoutMasksStillGetAMask) {
+  ScratchDir dir;
+  write_latent_dataset(dir / "d.h5", {sample_with_context(3), sample_with_context(1)});
+  const Batch batch = collate(LatentDataset::open({dir / "d.h5"}), {1, 0});
+  EXPECT_EQ(batch.context_mask.to_vector(), (std::vector<float>{1, 0, 0, 1, 1, 1}));
+}
+
+TEST(Collate, OneMaskedSampleGivesTheWholeBatchAMask) {
+  ScratchDir dir;
+  write_latent_dataset(dir / "d.h5", {sample_with_context(2), sample_with_context(2, {1, 0})});
+  EXPECT_EQ(collate(LatentDataset::open({dir / "d.h5"}), {0, 1}).context_mask.to_vector(),
+            (std::vector<float>{1, 1, 1, 0}));
+}
+
+// Wan's datasets (one length, no masks) give the batches they gave before masks existed.
+TEST(Collate, SameLengthsWithoutMasksGiveNoMask) {
+  ScratchDir dir;
+  write_latent_dataset(dir / "d.h5", {sample_with_context(2), sample_with_context(2)});
+  const Batch batch = collate(LatentDataset::open({dir / "d.h5"}), {0, 1});
+  EXPECT_FALSE(batch.context_mask.defined());
+  EXPECT_EQ(batch.context.shape(), (Shape{2, 2, 2}));
 }
 
 TEST(Collate, SamplesOfDifferentShapesAreRejected) {

@@ -1,6 +1,7 @@
-// The latent dataset: samples round-trip through files in file-then-group order, every bad
-// file is an error naming the file and the group, and the synthetic generator is
-// deterministic and gives each code its own latents and context.
+// The latent dataset: samples round-trip through files in file-then-group order, context masks
+// with them; every bad file or mask is an error naming the file and the group (and a mask's
+// first bad index); make-dataset pads contexts to a fixed length behind a mask; and the
+// synthetic generator is deterministic and gives each code its own latents and context.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -9,10 +10,14 @@
 #include <fstream>
 #include <functional>
 
+#include <hdf5.h>
+
 #include "autograd/check.h"
+#include "data/clip_generator.h"
 #include "data/hdf5_file.h"
 #include "data/latent_dataset.h"
 #include "data/synthetic_data.h"
+#include "data/text_embedding_table.h"
 #include "tests/fixtures.h"
 
 namespace vdit {
@@ -122,6 +127,138 @@ TEST(LatentDataset, ReadingAFileChangedSinceOpeningIsAnError) {
   write_latent_dataset(dir / "d.h5", {ramp_sample({2, 1, 4, 4}, 1, 0.0f)});
   EXPECT_THAT(error_of([&] { dataset.read(0); }), AllOf(HasSubstr(dir / "d.h5:/sample_000000"), HasSubstr("changed")));
   EXPECT_THAT(error_of([&] { dataset.read(1); }), HasSubstr("sample 1 is out of range"));
+}
+
+// ---- context masks -------------------------------------------------------------------------
+
+LatentSample masked_sample(int64_t context_len, const std::vector<float>& mask, float start) {
+  LatentSample s = ramp_sample({2, 1, 1, 2}, context_len, start);
+  s.context_mask = Tensor::from_vector({static_cast<int64_t>(mask.size())}, mask);
+  return s;
+}
+
+TEST(ContextMask, RoundTripKeepsMasksAndLeavesUnmaskedSamplesUnmasked) {
+  ScratchDir dir;
+  write_latent_dataset(dir / "d.h5", {masked_sample(4, {1, 1, 0, 0}, 0.0f), ramp_sample({2, 1, 1, 2}, 3, 10.0f),
+                                      masked_sample(2, {1, 1}, 20.0f)});
+  const LatentDataset dataset = LatentDataset::open({dir / "d.h5"});
+  EXPECT_TRUE(dataset.has_context_mask(0));
+  EXPECT_FALSE(dataset.has_context_mask(1));
+  EXPECT_EQ(dataset.read(0).context_mask.to_vector(), (std::vector<float>{1, 1, 0, 0}));
+  EXPECT_EQ(dataset.read(0).context.to_vector(), ramp({4, 3}, 0.0f).to_vector());
+  EXPECT_FALSE(dataset.read(1).context_mask.defined());
+  EXPECT_EQ(dataset.read(2).context_mask.to_vector(), (std::vector<float>{1, 1}));
+}
+
+// h5py writes a mask built from integers (np.int64) as an integer dataset.
+TEST(ContextMask, IntegerMasksReadAsZerosAndOnes) {
+  ScratchDir dir;
+  write_latent_dataset(dir / "d.h5", {ramp_sample({2, 1, 1, 2}, 3, 0.0f)});
+  const hid_t file = H5Fopen((dir / "d.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  const hsize_t rows = 3;
+  const hid_t space = H5Screate_simple(1, &rows, nullptr);
+  const hid_t d = H5Dcreate2(file, "/sample_000000/context_mask", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                             H5P_DEFAULT);
+  const int64_t mask[3] = {1, 1, 0};
+  H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, mask);
+  H5Dclose(d);
+  H5Sclose(space);
+  H5Fclose(file);
+  EXPECT_EQ(LatentDataset::open({dir / "d.h5"}).read(0).context_mask.to_vector(), (std::vector<float>{1, 1, 0}));
+}
+
+// A file with one sample whose context has `rows` rows and whose mask holds `mask` (written as
+// is, past the writer's own check).
+std::string file_with_mask(const ScratchDir& dir, int64_t rows, const std::vector<float>& mask) {
+  const std::string path = dir / "m.h5";
+  Hdf5File file(path, Hdf5File::Mode::Create);
+  file.write("s0/latents", Tensor::zeros({2, 1, 1, 1}));
+  file.write("s0/context", Tensor::zeros({rows, 3}));
+  file.write("s0/context_mask", Tensor::from_vector({static_cast<int64_t>(mask.size())}, mask));
+  return path;
+}
+
+std::string read_error(const std::string& path) {
+  return error_of([&] { LatentDataset::open({path}).read(0); });
+}
+
+TEST(ContextMaskErrors, LengthOtherThanTheContextsRowsNamesBoth) {
+  ScratchDir dir;
+  EXPECT_EQ(open_error(file_with_mask(dir, 4, {1, 1, 0})),
+            dir / "m.h5" + ":/s0/context_mask has shape [3], but its context has 4 rows");
+}
+
+TEST(ContextMaskErrors, ValueOtherThanZeroOrOneNamesItsIndex) {
+  ScratchDir dir;
+  EXPECT_EQ(read_error(file_with_mask(dir, 3, {1, 2, 0})),
+            dir / "m.h5" + ":/s0/context_mask holds 2 at index [1], expected 1 (a real token) or 0 (padding)");
+  EXPECT_THAT(read_error(file_with_mask(dir, 2, {1, NAN})), HasSubstr("context_mask holds nan at index [1]"));
+}
+
+TEST(ContextMaskErrors, RealTokenAfterPaddingNamesItsIndex) {
+  ScratchDir dir;
+  EXPECT_EQ(read_error(file_with_mask(dir, 4, {1, 0, 1, 0})),
+            dir / "m.h5" + ":/s0/context_mask holds 1 at index [2] after padding at index [1]: real tokens come first");
+}
+
+TEST(ContextMaskErrors, AllPaddingIsAnError) {
+  ScratchDir dir;
+  EXPECT_EQ(read_error(file_with_mask(dir, 3, {0, 0, 0})),
+            dir / "m.h5" + ":/s0/context_mask holds no real token (index [0] is padding): a context needs at least one");
+}
+
+TEST(ContextMaskErrors, WriterRejectsABadMaskAndKeepsNoFile) {
+  ScratchDir dir;
+  EXPECT_EQ(error_of([&] { write_latent_dataset(dir / "d.h5", {masked_sample(3, {0, 1, 1}, 0.0f)}); }),
+            dir / "d.h5" + ":/sample_000000/context_mask holds 1 at index [1] after padding at index [0]: real tokens "
+                           "come first");
+  EXPECT_FALSE(fs::exists(dir / "d.h5"));
+  EXPECT_THAT(error_of([&] { write_latent_dataset(dir / "d.h5", {masked_sample(3, {1, 1}, 0.0f)}); }),
+              HasSubstr("context_mask has shape [2], but its context has 3 rows"));
+}
+
+TEST(PadContext, AddsZeroRowsMarkedAsPadding) {
+  LatentSample s = ramp_sample({1, 1, 1, 1}, 2, 5.0f);  // context rows [-5, -4, -3], [-2, -1, 0]
+  pad_context(s, 4);
+  EXPECT_EQ(s.context.shape(), (Shape{4, 3}));
+  EXPECT_EQ(s.context.to_vector(), (std::vector<float>{-5, -4, -3, -2, -1, 0, 0, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(s.context_mask.to_vector(), (std::vector<float>{1, 1, 0, 0}));
+  LatentSample masked = masked_sample(2, {1, 0}, 0.0f);
+  pad_context(masked, 3);
+  EXPECT_EQ(masked.context_mask.to_vector(), (std::vector<float>{1, 0, 0})) << "padding already there stays padding";
+  EXPECT_EQ(error_of([&] { pad_context(s, 3); }), "a context of 4 rows cannot be padded to 3");
+}
+
+// CogVideoX takes exactly max_text_seq_length context rows: make-dataset pads the word rows.
+TEST(MakeDatasetPadding, PadContextToWritesZeroRowsAndTheirMask) {
+  ScratchDir dir;
+  const auto r = testing::run_vditkit("make-dataset --generate 3 --frames 1 --size 8x8 --text-dim 5 --text-len 8 "
+                                      "--pad-context-to 10 --out " + (dir / "d.h5"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("context [10, 5] (a context_mask marks its <= 8 word rows)"));
+  const LatentDataset data = LatentDataset::open({dir / "d.h5"});
+  const std::vector<Clip> clips = generate_clips(3, 1, 8, 8, 0);
+  for (int64_t i = 0; i < 3; ++i) {
+    const LatentSample s = data.read(i);
+    const Tensor words = embed_caption(clips[i].caption, 5, 8);
+    const int64_t real = words.size(0);
+    ASSERT_GT(real, 1);
+    ASSERT_LT(real, 8) << "the mask should mark words, not --text-len";
+    ASSERT_EQ(s.context.shape(), (Shape{10, 5}));
+    std::vector<float> expected_context(50, 0.0f), expected_mask(10, 0.0f);
+    const std::vector<float> word_rows = words.to_vector();
+    std::copy(word_rows.begin(), word_rows.end(), expected_context.begin());
+    std::fill_n(expected_mask.begin(), real, 1.0f);
+    EXPECT_EQ(s.context.to_vector(), expected_context) << "sample " << i;
+    EXPECT_EQ(s.context_mask.to_vector(), expected_mask) << "sample " << i << ": " << real << " words";
+  }
+  const auto unpadded = testing::run_vditkit("make-dataset --generate 1 --frames 1 --size 8x8 --out " + (dir / "u.h5"));
+  ASSERT_EQ(unpadded.exit_code, 0) << unpadded.output;
+  EXPECT_FALSE(LatentDataset::open({dir / "u.h5"}).has_context_mask(0)) << "no mask unless asked";
+  const auto short_pad = testing::run_vditkit("make-dataset --generate 1 --frames 1 --size 8x8 --text-len 4 "
+                                              "--pad-context-to 3 --out " + (dir / "s.h5"));
+  EXPECT_NE(short_pad.exit_code, 0);
+  EXPECT_THAT(short_pad.output, HasSubstr("--pad-context-to 3 is less than --text-len 4"));
 }
 
 // ---- bad files: each error names the file and the group ------------------------------------

@@ -1,6 +1,6 @@
 // vditkit make-dataset: a pixel-space dataset (latents = RGB frames scaled to [-1, 1], in_dim 3)
 // from captioned video files or from generated clips, each caption embedded by the stand-in
-// text encoder (data/text_embedding_table.h).
+// text encoder (data/text_embedding_table.h), one row per word or padded to a fixed length.
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -44,7 +44,7 @@ std::string read_caption(const std::string& video) {
 
 int run_make_dataset(int argc, char** argv) {
   std::vector<std::string> videos;
-  int64_t generate = 0, frames = 0, text_dim = 64, text_len = 16, stride = 1;
+  int64_t generate = 0, frames = 0, text_dim = 64, text_len = 16, stride = 1, pad_to = 0;
   uint64_t seed = 0;
   std::string size, out, export_dir;
   po::options_description options;
@@ -56,6 +56,8 @@ int run_make_dataset(int argc, char** argv) {
       ("out", po::value(&out)->required(), "output .h5")
       ("text-dim", po::value(&text_dim)->default_value(text_dim), "context width (the model's text_dim)")
       ("text-len", po::value(&text_len)->default_value(text_len), "context rows at most (one per caption word)")
+      ("pad-context-to", po::value(&pad_to), "zero-pad each context to N rows (at least --text-len) and store a "
+                                             "context_mask of its word rows (CogVideoX takes exactly its max_text_seq_length)")
       ("stride", po::value(&stride)->default_value(stride), "keep every stride-th video frame")
       ("seed", po::value(&seed)->default_value(seed), "seed of the generated clips (the text table's is fixed)")
       ("export-mp4", po::value(&export_dir), "also write each clip, as stored, to DIR/clip_000000.mp4, ...");
@@ -65,6 +67,9 @@ int run_make_dataset(int argc, char** argv) {
   if (vm.count("videos") == vm.count("generate")) throw UsageError("give exactly one of --videos and --generate");
   if (vm.count("generate") && generate < 1) throw UsageError("--generate must be at least 1");
   if (frames < 1 || text_dim < 1 || text_len < 1) throw UsageError("--frames, --text-dim and --text-len must be at least 1");
+  if (vm.count("pad-context-to") && pad_to < text_len)
+    throw UsageError("--pad-context-to " + std::to_string(pad_to) + " is less than --text-len " + std::to_string(text_len) +
+                     ": a caption of that many words would not fit");
   const FrameSize frame = parse_size(size);
 
   std::vector<Clip> clips;
@@ -88,10 +93,16 @@ int run_make_dataset(int argc, char** argv) {
     std::transform(clip.frames.data(), clip.frames.data() + clip.frames.numel(), latents.data(),
                    [](float v) { return 2.0f * v - 1.0f; });
     samples.push_back({latents, embed_caption(clip.caption, text_dim, text_len), clip.caption});
+    if (pad_to > 0) pad_context(samples.back(), pad_to);
   }
   write_latent_dataset(out, samples);
   std::cout << "wrote " << samples.size() << " clips as latents [3, " << frames << ", " << frame.height << ", "
-            << frame.width << "] in [-1, 1] with context [<= " << text_len << ", " << text_dim << "] to " << out;
+            << frame.width << "] in [-1, 1] with context ";
+  if (pad_to > 0)
+    std::cout << "[" << pad_to << ", " << text_dim << "] (a context_mask marks its <= " << text_len << " word rows)";
+  else
+    std::cout << "[<= " << text_len << ", " << text_dim << "]";
+  std::cout << " to " << out;
   if (!export_dir.empty()) std::cout << ", and MP4s to " << export_dir;
   std::cout << "\n";
   return 0;

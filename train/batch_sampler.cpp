@@ -49,21 +49,31 @@ Batch collate(const LatentDataset& dataset, const std::vector<int64_t>& indices)
   const Shape& latent_shape = dataset.latent_shape(indices[0]);
   const int64_t text_dim = dataset.context_shape(indices[0])[1];
   int64_t max_len = 0;
+  bool all_real = true;  // no sample has a mask and all have the same length
   for (int64_t i : indices) {
     VDIT_CHECK(dataset.latent_shape(i) == latent_shape,
                dataset.where(i) << ": latents " << to_string(dataset.latent_shape(i)) << " cannot share a batch with "
                                 << dataset.where(indices[0]) << "'s " << to_string(latent_shape));
     max_len = std::max(max_len, dataset.context_shape(i)[0]);
+    all_real = all_real && !dataset.has_context_mask(i) &&
+               dataset.context_shape(i)[0] == dataset.context_shape(indices[0])[0];
   }
   const int64_t batch_size = static_cast<int64_t>(indices.size());
   Shape stacked{batch_size};
   stacked.insert(stacked.end(), latent_shape.begin(), latent_shape.end());
-  Batch batch{Tensor::empty(stacked), Tensor::zeros({batch_size, max_len, text_dim}), indices};
+  Batch batch{Tensor::empty(stacked), Tensor::zeros({batch_size, max_len, text_dim}),
+              all_real ? Tensor() : Tensor::zeros({batch_size, max_len}), indices};
   const int64_t latent_size = numel(latent_shape);
   for (int64_t b = 0; b < batch_size; ++b) {
     const LatentSample sample = dataset.read(indices[b]);
     std::copy_n(sample.latents.data(), latent_size, batch.latents.data() + b * latent_size);
     std::copy_n(sample.context.data(), sample.context.numel(), batch.context.data() + b * max_len * text_dim);
+    if (all_real) continue;
+    float* mask = batch.context_mask.data() + b * max_len;
+    if (sample.context_mask.defined())
+      std::copy_n(sample.context_mask.data(), sample.context_mask.numel(), mask);
+    else
+      std::fill_n(mask, sample.context.size(0), 1.0f);
   }
   return batch;
 }

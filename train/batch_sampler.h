@@ -31,11 +31,15 @@ class BatchSampler {
 struct Batch {
   Tensor latents;  // [B, C, F, H, W]
   Tensor context;  // [B, L_max, text_dim], each sample's context zero-padded to the longest
+  // [B, L_max]: 1 for a real row, 0 for padding (a sample's own or the batch's). Undefined when
+  // every row is real: no sample has a mask and all have the same L.
+  Tensor context_mask;
   std::vector<int64_t> indices;
 };
 
 // Reads and stacks the samples `indices` (all of one latent shape). Zero-padding the context
-// changes nothing for Wan, whose model zero-pads it to text_len anyway.
+// changes nothing for Wan, whose model zero-pads it to text_len anyway; a family that masks
+// its text (Mochi) leaves the padding out through context_mask.
 Batch collate(const LatentDataset& dataset, const std::vector<int64_t>& indices);
 
 }  // namespace vdit
