@@ -6,28 +6,9 @@ Tensor AttentionLayer::split_heads(const Tensor& t) const {
   return reshape(t, {t.size(0), t.size(1), num_heads, -1});
 }
 
-AttentionOptions AttentionLayer::options() const {
-  AttentionOptions options;
-  if (!log_temperature.defined()) return options;
-  const Tensor tau = exp(log_temperature);
-  // One temperature for the whole block is broadcast to every head.
-  options.temperature = tau.numel() == num_heads ? tau : add(Tensor::zeros({num_heads}, DType::F32, tau.device()), tau);
-  return options;
-}
-
-Tensor AttentionLayer::attend(const Tensor& q_in, const Tensor& kh, const Tensor& vh, AttentionProbe* probe, int block,
+Tensor AttentionLayer::attend(const Tensor& qh, const Tensor& kh, const Tensor& vh, AttentionProbe* probe, int block,
                               AttentionKind kind, const Shape& merged) const {
-  // On a GPU the temperature divides the queries instead (q / tau per head, as PyTorch's
-  // bench does; log tau gets its gradient through these ops), so that the attention has no
-  // temperature and cuDNN's fused kernel, which takes none per head, can serve it. On the CPU
-  // the fused temperature stays: rounding q / tau would move the CPU's numbers.
-  const bool fold = log_temperature.defined() && q_in.is_cuda();
-  const Tensor qh = fold ? mul(q_in, reshape(exp(scale(log_temperature, -1.0f)), {1, 1, -1, 1})) : q_in;
-  const AttentionOptions opts = fold ? AttentionOptions() : options();
-  Tensor a;
-  if (probe) a = probe->observe({block, kind, qh, kh, vh, opts});
-  if (!a.defined()) a = attention(qh, kh, vh, opts);
-  return o(reshape(a, merged));
+  return o(reshape(tempered_attention(qh, kh, vh, {}, log_temperature, {probe, block, kind}), merged));
 }
 
 Tensor AttentionLayer::self_attention(const Tensor& x, const RopeTables& rope, AttentionProbe* probe, int block) const {

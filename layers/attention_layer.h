@@ -1,9 +1,9 @@
 #pragma once
 // Wan's attention layers (WAN21.md, step 4): projections, RMSNorm on queries and keys over the
 // whole width, heads of hd = d / n, RoPE on self-attention only, fused streaming attention.
-#include "layers/attention_probe.h"
 #include "layers/linear.h"
 #include "layers/rope3d.h"
+#include "layers/tempered_attention.h"
 
 namespace vdit {
 
@@ -25,8 +25,7 @@ struct AttentionLayer {
 
  private:
   Tensor split_heads(const Tensor& t) const;  // [B, N, d] -> [B, N, n, hd]
-  AttentionOptions options() const;           // the temperature, when there is one
-  // The fused attention, or what the probe puts in its place; merges heads.
+  // The tempered attention, or what the probe puts in its place; merges heads.
   Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, AttentionProbe* probe, int block,
                 AttentionKind kind, const Shape& merged) const;
 };

@@ -1,6 +1,7 @@
 #include "layers/cogvideox_block.h"
 
 #include "layers/family_layers.h"
+#include "layers/family_params.h"
 #include "layers/wan_block.h"
 
 namespace vdit {
@@ -44,16 +45,23 @@ CogVideoXBlock build_cogvideox_block(const CogVideoXConfig& c, const ParameterMa
   block.norm_k = norm(a + "norm_k", kEpsQK);
   block.ff_up = linear_from(p, b + ".ff.net.0.proj");
   block.ff_down = linear_from(p, b + ".ff.net.2");
+  block.log_temperature = optional_parameter(p, joint_temperature_key(index));
   block.num_heads = c.num_attention_heads;
+  block.index = index;
   return block;
 }
 
-CogVideoXStreams CogVideoXBlock::operator()(const CogVideoXStreams& in, const Tensor& conditioning) const {
+CogVideoXStreams CogVideoXBlock::operator()(const CogVideoXStreams& in, const Tensor& conditioning,
+                                            AttentionProbe* probe) const {
   const Modulated m1 = modulated(norm1, in, conditioning);
   const Tensor q = norm_q(split_heads(to_q(m1.joint), num_heads));
   const Tensor k = norm_k(split_heads(to_k(m1.joint), num_heads));
-  const CogVideoXStreams s =
-      gated_residual(in, to_out(merge_heads(attention(q, k, split_heads(to_v(m1.joint), num_heads)))), m1);
+  const int64_t text = in.text.size(1), tokens = in.video.size(1);
+  const AttentionSite site{
+      probe, index, AttentionKind::Joint,
+      {.video_begin = text, .video_count = tokens, .text_begin = 0, .text_count = text}};
+  const Tensor a = tempered_attention(q, k, split_heads(to_v(m1.joint), num_heads), {}, log_temperature, site);
+  const CogVideoXStreams s = gated_residual(in, to_out(merge_heads(a)), m1);
   const Modulated m2 = modulated(norm2, s, conditioning);
   return gated_residual(s, ff_down(gelu_tanh(ff_up(m2.joint))), m2);
 }

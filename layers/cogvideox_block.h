@@ -4,6 +4,7 @@
 // per-head LayerNormed queries and keys, a GELU feed-forward over both streams.
 #include "layers/cogvideox_config.h"
 #include "layers/linear.h"
+#include "layers/tempered_attention.h"
 
 namespace vdit {
 
@@ -23,10 +24,14 @@ struct CogVideoXBlock {
   Linear to_q, to_k, to_v, to_out;
   LayerNorm norm_q, norm_k;  // over each head's hd, eps 1e-6
   Linear ff_up, ff_down;
+  Tensor log_temperature;  // optional, [num_heads] or [1] (tempered_attention.h); undefined: tau = 1
   int64_t num_heads = 1;
+  int index = -1;  // position in the model, as a probe is told
 
-  // conditioning = silu(emb) [B, time_embed_dim].
-  CogVideoXStreams operator()(const CogVideoXStreams& in, const Tensor& conditioning) const;
+  // conditioning = silu(emb) [B, time_embed_dim]. A probe sees the joint attention (text rows,
+  // then video rows, nothing masked).
+  CogVideoXStreams operator()(const CogVideoXStreams& in, const Tensor& conditioning,
+                              AttentionProbe* probe = nullptr) const;
 };
 
 // Block `index` over the parameters under "transformer_blocks.<index>.".

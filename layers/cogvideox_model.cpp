@@ -49,7 +49,13 @@ CogVideoXModel::CogVideoXModel(CogVideoXConfig config, ParameterMap params)
     : config_(std::move(config)), params_(std::move(params)) {
   config_.validate();
   check_parameters(cogvideox_parameter_specs(config_), params_,
-                   "a CogVideoX-2b model with " + std::to_string(config_.num_layers) + " blocks");
+                   "a CogVideoX-2b model with " + std::to_string(config_.num_layers) + " blocks",
+                   joint_temperatures(config_.num_layers, config_.num_attention_heads));
+  build_layers();
+}
+
+void CogVideoXModel::set_parameters(const ParameterMap& values) {
+  replace_parameters(params_, values, joint_temperatures(config_.num_layers, config_.num_attention_heads));
   build_layers();
 }
 
@@ -89,8 +95,9 @@ CogVideoXModel::Embedded CogVideoXModel::embed(const Tensor& latents, const std:
   return out;
 }
 
-CogVideoXStreams CogVideoXModel::run_block(int index, const CogVideoXStreams& streams, const Embedded& embedded) const {
-  return blocks_.at(index)(streams, embedded.conditioning);
+CogVideoXStreams CogVideoXModel::run_block(int index, const CogVideoXStreams& streams, const Embedded& embedded,
+                                        AttentionProbe* probe) const {
+  return blocks_.at(index)(streams, embedded.conditioning, probe);
 }
 
 Tensor CogVideoXModel::run_head(const CogVideoXStreams& streams, const Embedded& embedded) const {

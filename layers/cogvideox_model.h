@@ -29,12 +29,17 @@ class CogVideoXModel {
   // latents [B, C, F, H, W]; one timestep per sample; context [B, max_text_seq_length,
   // text_embed_dim] exactly (CogVideoX masks nothing: padding rows are ordinary tokens).
   Embedded embed(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context) const;
-  CogVideoXStreams run_block(int index, const CogVideoXStreams& streams, const Embedded& embedded) const;
+  // A probe sees the block's joint attention.
+  CogVideoXStreams run_block(int index, const CogVideoXStreams& streams, const Embedded& embedded,
+                             AttentionProbe* probe = nullptr) const;
   Tensor run_head(const CogVideoXStreams& streams, const Embedded& embedded) const;  // velocity [B, C_out, F, H, W]
   Tensor forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context) const;
 
   const CogVideoXConfig& config() const { return config_; }
   const ParameterMap& parameters() const { return params_; }
+  // Replaces parameters (same shapes; the optional temperatures joint_temperature_key(i) may be
+  // added, [num_heads] or [1]) and rebuilds the layers.
+  void set_parameters(const ParameterMap& values);
   const std::vector<CogVideoXBlock>& blocks() const { return blocks_; }
   // Moves every parameter to `device` as VDiT::to does (frozen ones as bf16 on a GPU).
   void to(Device device);

@@ -1,7 +1,5 @@
 #include "layers/family_params.h"
 
-#include <set>
-
 #include "autograd/check.h"
 
 namespace vdit {
@@ -18,19 +16,52 @@ void ParamSpecList::norm(const std::string& prefix, int64_t width) {
 
 void ParamSpecList::tensor(const std::string& name, Shape shape) { specs_.push_back({name, std::move(shape), block_}); }
 
-void check_parameters(const std::vector<ParamSpec>& specs, const ParameterMap& params, const std::string& model) {
+std::string joint_temperature_key(int block) {
+  return "transformer_blocks." + std::to_string(block) + ".attn1.log_temperature";
+}
+
+OptionalTemperatures joint_temperatures(int64_t num_layers, int64_t num_heads) {
+  OptionalTemperatures t{{}, num_heads};
+  for (int i = 0; i < num_layers; ++i) t.keys.insert(joint_temperature_key(i));
+  return t;
+}
+
+void check_parameters(const std::vector<ParamSpec>& specs, const ParameterMap& params, const std::string& model,
+                      const OptionalTemperatures& temperatures) {
   std::set<std::string> expected;
   for (const ParamSpec& spec : specs) {
     expected.insert(spec.name);
     auto it = params.find(spec.name);
     VDIT_CHECK(it != params.end(),
-               "missing parameter '" << spec.name << "' (expected shape " << to_string(spec.shape) << ") of " << model);
+               "missing parameter '" << spec.name << "' (expected shape " << to_string(spec.shape) << ")");
     VDIT_CHECK(it->second.shape() == spec.shape, "parameter '" << spec.name << "' has shape "
                                                                << to_string(it->second.shape())
                                                                << " but the config needs " << to_string(spec.shape));
   }
-  for (const auto& [key, tensor] : params)
-    VDIT_CHECK(expected.count(key), "unexpected parameter '" << key << "' (not part of " << model << ")");
+  for (const auto& [key, tensor] : params) {
+    if (expected.count(key)) continue;
+    VDIT_CHECK(temperatures.contains(key), "unexpected parameter '" << key << "' (not part of " << model << ")");
+    VDIT_CHECK(temperatures.shape_ok(tensor.shape()),
+               "parameter '" << key << "' has shape " << to_string(tensor.shape()) << " but temperatures are ["
+                             << temperatures.num_heads << "] (per head) or [1] (per block)");
+  }
+}
+
+void replace_parameters(ParameterMap& params, const ParameterMap& values, const OptionalTemperatures& temperatures) {
+  for (const auto& [key, value] : values) {
+    auto it = params.find(key);
+    if (it == params.end() || temperatures.contains(key)) {
+      VDIT_CHECK(temperatures.contains(key), "set_parameter: unknown parameter '" << key << "'");
+      VDIT_CHECK(temperatures.shape_ok(value.shape()), "set_parameter: '" << key << "' needs shape ["
+                                                                          << temperatures.num_heads << "] or [1], got "
+                                                                          << to_string(value.shape()));
+    } else {
+      VDIT_CHECK(value.shape() == it->second.shape(), "set_parameter: '" << key << "' needs shape "
+                                                                          << to_string(it->second.shape()) << ", got "
+                                                                          << to_string(value.shape()));
+    }
+  }
+  for (const auto& [key, value] : values) params[key] = value;
 }
 
 void move_parameters(ParameterMap& params, Device device) {

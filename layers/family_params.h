@@ -1,6 +1,8 @@
 #pragma once
-// What the diffusers-layout families (Mochi-1, CogVideoX-2b) share about their parameters: a
-// spec list built layer by layer, and the check that a map holds exactly those parameters.
+// What the families share about their parameters: a spec list built layer by layer (the
+// diffusers-layout families, Mochi-1 and CogVideoX-2b), the check that a map holds exactly those
+// parameters plus optional temperatures, and their replacement (all three families).
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,9 +28,31 @@ class ParamSpecList {
   int block_ = -1;
 };
 
+// The optional parameters a model may hold besides its specs: attention log temperatures, each
+// [num_heads] (one tau per head) or [1] (one for the attention). Not part of the released models;
+// absent means tau = 1.
+struct OptionalTemperatures {
+  std::set<std::string> keys;
+  int64_t num_heads = 1;
+  bool contains(const std::string& key) const { return keys.count(key) > 0; }
+  bool shape_ok(const Shape& shape) const { return shape == Shape{num_heads} || shape == Shape{1}; }
+};
+
+// "transformer_blocks.<block>.attn1.log_temperature": the temperature of Mochi-1's and
+// CogVideoX-2b's joint attention in block `block`.
+std::string joint_temperature_key(int block);
+// Those of every block of a model with `num_layers` blocks.
+OptionalTemperatures joint_temperatures(int64_t num_layers, int64_t num_heads);
+
 // vdit::Error naming the first missing, misshapen or unexpected key; `model` names the family
 // and size in the error ("a Mochi-1 model with 48 blocks").
-void check_parameters(const std::vector<ParamSpec>& specs, const ParameterMap& params, const std::string& model);
+void check_parameters(const std::vector<ParamSpec>& specs, const ParameterMap& params, const std::string& model,
+                      const OptionalTemperatures& temperatures);
+
+// Replaces entries of `params` by `values`: a parameter keeps its shape, a temperature of
+// `temperatures` may be added or replaced ([num_heads] or [1]). vdit::Error naming the first key
+// that fits neither, before anything changes.
+void replace_parameters(ParameterMap& params, const ParameterMap& values, const OptionalTemperatures& temperatures);
 
 // Moves every parameter to `device`: on a GPU frozen parameters are stored as bf16, trainable
 // ones stay float32 and keep requiring a gradient (the README's precision table; VDiT::to).

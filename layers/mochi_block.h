@@ -5,6 +5,7 @@
 #include "layers/linear.h"
 #include "layers/mochi_config.h"
 #include "layers/mochi_rope.h"
+#include "layers/tempered_attention.h"
 
 namespace vdit {
 
@@ -32,15 +33,19 @@ struct MochiBlock {
   Linear to_q, to_k, to_v, add_q_proj, add_k_proj, add_v_proj, to_out, to_add_out;
   Tensor norm_q, norm_k, norm_added_q, norm_added_k;  // per-head RMS weights [hd]
   SwiGLU ff, ff_context;
+  Tensor log_temperature;  // optional, [num_heads] or [1] (tempered_attention.h); undefined: tau = 1
   int64_t num_heads = 1;
   bool last = false;  // context_pre_only: no to_add_out, no ff_context
+  int index = -1;     // position in the model, as a probe is told
 
-  MochiStreams operator()(const MochiStreams& in, const MochiBlockInputs& inputs) const;
+  // A probe sees the joint attention (keys: the visual rows, then the text rows, padding masked).
+  MochiStreams operator()(const MochiStreams& in, const MochiBlockInputs& inputs,
+                          AttentionProbe* probe = nullptr) const;
 
  private:
   // Joint attention: the visual output after to_out, and (not last) the text rows after
   // to_add_out, padding rows entering it as zeros.
-  MochiStreams attend(const Tensor& nx, const Tensor& nc, const MochiBlockInputs& inputs) const;
+  MochiStreams attend(const Tensor& nx, const Tensor& nc, const MochiBlockInputs& inputs, AttentionProbe* probe) const;
 };
 
 // Block `index` over the parameters under "transformer_blocks.<index>.".

@@ -30,7 +30,13 @@ MochiModel::MochiModel(MochiConfig config, ParameterMap params)
     : config_(std::move(config)), params_(std::move(params)) {
   config_.validate();
   check_parameters(mochi_parameter_specs(config_), params_,
-                   "a Mochi-1 model with " + std::to_string(config_.num_layers) + " blocks");
+                   "a Mochi-1 model with " + std::to_string(config_.num_layers) + " blocks",
+                   joint_temperatures(config_.num_layers, config_.num_attention_heads));
+  build_layers();
+}
+
+void MochiModel::set_parameters(const ParameterMap& values) {
+  replace_parameters(params_, values, joint_temperatures(config_.num_layers, config_.num_attention_heads));
   build_layers();
 }
 
@@ -93,8 +99,9 @@ MochiModel::Embedded MochiModel::embed(const Tensor& latents, const std::vector<
   return out;
 }
 
-MochiStreams MochiModel::run_block(int index, const MochiStreams& streams, const Embedded& embedded) const {
-  return blocks_.at(index)(streams, embedded.block_inputs);
+MochiStreams MochiModel::run_block(int index, const MochiStreams& streams, const Embedded& embedded,
+                                AttentionProbe* probe) const {
+  return blocks_.at(index)(streams, embedded.block_inputs, probe);
 }
 
 Tensor MochiModel::run_head(const MochiStreams& streams, const Embedded& embedded) const {

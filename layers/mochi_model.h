@@ -31,13 +31,18 @@ class MochiModel {
   // 0 = padding, at least one real row per sample) or undefined (every row real).
   Embedded embed(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context,
                  const Tensor& context_mask = {}) const;
-  MochiStreams run_block(int index, const MochiStreams& streams, const Embedded& embedded) const;
+  // A probe sees the block's joint attention.
+  MochiStreams run_block(int index, const MochiStreams& streams, const Embedded& embedded,
+                         AttentionProbe* probe = nullptr) const;
   Tensor run_head(const MochiStreams& streams, const Embedded& embedded) const;  // velocity [B, C_out, F, H, W]
   Tensor forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context,
                  const Tensor& context_mask = {}) const;
 
   const MochiConfig& config() const { return config_; }
   const ParameterMap& parameters() const { return params_; }
+  // Replaces parameters (same shapes; the optional temperatures joint_temperature_key(i) may be
+  // added, [num_heads] or [1]) and rebuilds the layers.
+  void set_parameters(const ParameterMap& values);
   const std::vector<MochiBlock>& blocks() const { return blocks_; }
   // Moves every parameter to `device` as VDiT::to does (frozen ones as bf16 on a GPU).
   void to(Device device);

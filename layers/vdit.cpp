@@ -1,48 +1,27 @@
 #include "layers/vdit.h"
 
-#include <set>
-
 #include "autograd/check.h"
 #include "autograd/checkpoint.h"
+#include "layers/family_params.h"
 
 namespace vdit {
 
 namespace {
 
-// Keys of optional parameters: the temperatures, [num_heads] or [1].
-bool is_optional_key(const VDiTConfig& config, const std::string& key) {
+// Wan's optional parameters: the temperatures of every block's self- and cross-attention.
+OptionalTemperatures wan_temperatures(const VDiTConfig& config) {
+  OptionalTemperatures t{{}, config.num_heads};
   for (int i = 0; i < config.num_layers; ++i)
-    if (key == log_temperature_key(i, "self_attn") || key == log_temperature_key(i, "cross_attn")) return true;
-  return false;
-}
-
-bool optional_shape_ok(const VDiTConfig& config, const Shape& shape) {
-  return shape == Shape{config.num_heads} || shape == Shape{1};
+    for (const char* attention : {"self_attn", "cross_attn"}) t.keys.insert(log_temperature_key(i, attention));
+  return t;
 }
 
 }  // namespace
 
 void check_wan_parameters(const VDiTConfig& config, const ParameterMap& params) {
-  std::set<std::string> expected;
-  for (const ParamSpec& spec : wan_parameter_specs(config)) {
-    expected.insert(spec.name);
-    auto it = params.find(spec.name);
-    VDIT_CHECK(it != params.end(), "missing parameter '" << spec.name << "' (expected shape "
-                                                          << to_string(spec.shape) << ")");
-    VDIT_CHECK(it->second.shape() == spec.shape,
-               "parameter '" << spec.name << "' has shape " << to_string(it->second.shape())
-                             << " but the config needs " << to_string(spec.shape));
-  }
-  for (const auto& [key, tensor] : params) {
-    if (expected.count(key)) continue;
-    VDIT_CHECK(is_optional_key(config, key), "unexpected parameter '" << key << "' (not part of a Wan2.1 model with "
-                                                                       << config.num_layers << " blocks)");
-    VDIT_CHECK(optional_shape_ok(config, tensor.shape()),
-               "parameter '" << key << "' has shape " << to_string(tensor.shape()) << " but temperatures are ["
-                             << config.num_heads << "] (per head) or [1] (per block)");
-  }
+  check_parameters(wan_parameter_specs(config), params,
+                   "a Wan2.1 model with " + std::to_string(config.num_layers) + " blocks", wan_temperatures(config));
 }
-
 
 VDiT::VDiT(VDiTConfig config, ParameterMap params) : config_(std::move(config)), params_(std::move(params)) {
   config_.validate();
@@ -53,20 +32,7 @@ VDiT::VDiT(VDiTConfig config, ParameterMap params) : config_(std::move(config)),
 void VDiT::set_parameter(const std::string& key, Tensor value) { set_parameters({{key, std::move(value)}}); }
 
 void VDiT::set_parameters(const ParameterMap& values) {
-  for (const auto& [key, value] : values) {
-    auto it = params_.find(key);
-    if (it == params_.end() || is_optional_key(config_, key)) {
-      VDIT_CHECK(is_optional_key(config_, key), "set_parameter: unknown parameter '" << key << "'");
-      VDIT_CHECK(optional_shape_ok(config_, value.shape()), "set_parameter: '" << key << "' needs shape ["
-                                                                               << config_.num_heads << "] or [1], got "
-                                                                               << to_string(value.shape()));
-    } else {
-      VDIT_CHECK(value.shape() == it->second.shape(), "set_parameter: '" << key << "' needs shape "
-                                                                          << to_string(it->second.shape()) << ", got "
-                                                                          << to_string(value.shape()));
-    }
-  }
-  for (const auto& [key, value] : values) params_[key] = value;
+  replace_parameters(params_, values, wan_temperatures(config_));
   build_layers();
 }
 
@@ -87,12 +53,7 @@ void VDiT::build_layers() {
 }
 
 void VDiT::to(Device device) {
-  for (auto& [key, value] : params_) {
-    const bool trainable = value.requires_grad();
-    Tensor moved = (device.is_cuda() && !trainable ? value.to_bf16() : value).to(device);
-    if (trainable && !moved.requires_grad()) moved.set_requires_grad(true);
-    value = moved;
-  }
+  move_parameters(params_, device);
   build_layers();
 }
 

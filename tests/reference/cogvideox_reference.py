@@ -160,7 +160,7 @@ def attention(cfg, p, b, z):
 
     q = layer_norm(cfg, p, f"{b}.attn1.norm_q", heads("to_q"), EPS_QK)
     k = layer_norm(cfg, p, f"{b}.attn1.norm_k", heads("to_k"), EPS_QK)
-    weights = torch.softmax(torch.einsum("qnh,knh->nqk", q, k) / math.sqrt(hd), dim=-1)
+    weights = common.tempered_softmax(p, b, q, k)
     a = torch.einsum("nqk,knh->qnh", weights, heads("to_v")).reshape(z.shape[0], cfg.dim)
     return linear(p, f"{b}.attn1.to_out.0", a)
 
@@ -217,6 +217,8 @@ def make_random(a, gen):
     timestep, inputs = common.random_inputs(gen, (cfg.in_channels, a.frames, a.height, a.width), cfg.out_channels,
                                             cfg.max_text_seq_length, cfg.text_embed_dim,
                                             cfg.max_text_seq_length, a.grad)
+    if a.temperature:
+        params.update(common.random_temperatures(gen, cfg.num_layers, cfg.num_attention_heads, a.temperature))
     return config_to_json(cfg), params, timestep, inputs
 
 

@@ -210,7 +210,7 @@ def joint_attention(cfg, p, b, nx, nc, mask, angles):
     q = torch.cat([apply_rope(normed("to_q", "norm_q", nx), angles), normed("add_q_proj", "norm_added_q", real)])
     k = torch.cat([apply_rope(normed("to_k", "norm_k", nx), angles), normed("add_k_proj", "norm_added_k", real)])
     v = torch.cat([heads(linear(p, f"{b}.attn1.to_v", nx)), heads(linear(p, f"{b}.attn1.add_v_proj", real))])
-    weights = torch.softmax(torch.einsum("qnh,knh->nqk", q, k) / math.sqrt(hd), dim=-1)
+    weights = common.tempered_softmax(p, b, q, k)
     a = torch.einsum("nqk,knh->qnh", weights, v).reshape(q.shape[0], cfg.dim)
     tokens = nx.shape[0]
     text = a[tokens:]
@@ -281,6 +281,8 @@ def make_random(a, gen):
     params = common.random_parameters(parameter_shapes(cfg), gen, std_of)
     timestep, inputs = common.random_inputs(gen, (cfg.in_channels, a.frames, a.height, a.width), cfg.out_channels,
                                             a.ctx_len, cfg.text_embed_dim, a.real_rows or a.ctx_len, a.grad)
+    if a.temperature:
+        params.update(common.random_temperatures(gen, cfg.num_layers, cfg.num_attention_heads, a.temperature))
     return config_to_json(cfg), params, timestep, inputs
 
 

@@ -8,6 +8,10 @@ INPUT.h5: latents [C, F, H, W], scalar timestep, context [L, text_dim], optional
 (1 = real row, 0 = padding), optional grad_velocity [C_out, F, H, W].
 OUTPUT.h5: velocity; with grad_velocity also "grad/<key>" = dL/d<key> for every weight and for
 latents and context.
+
+Optional temperatures (vditkit's, not the released models'): "transformer_blocks.<i>.attn1.log_temperature",
+log tau [heads] (one per head) or [1] (one for the block), divides block i's joint-attention
+logits by tau = exp(log tau); absent means tau = 1.
 """
 
 import argparse
@@ -24,6 +28,11 @@ import torch.nn.functional as F
 
 DTYPE = torch.float64
 INPUT_KEYS = ("latents", "context", "context_mask", "grad_velocity")
+TEMPERATURE = "attn1.log_temperature"
+
+
+def temperature_key(i):
+    return f"transformer_blocks.{i}.{TEMPERATURE}"
 
 
 def linear(p, name, x):
@@ -36,16 +45,37 @@ def rms(x, eps):
     return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)
 
 
-def check_parameters(expected, params):
-    """Fail naming the key: every parameter present with its shape, nothing unexpected."""
+def check_parameters(expected, params, optional=(), heads=None):
+    """Fail naming the key: every parameter present with its shape, nothing unexpected but the
+    `optional` temperatures, each [heads] or [1]."""
     for key, shape in expected.items():
         if key not in params:
             raise ValueError(f"missing parameter {key}")
         if tuple(params[key].shape) != tuple(shape):
             raise ValueError(f"parameter {key} has shape {tuple(params[key].shape)}, expected {shape}")
     for key in params:
-        if key not in expected:
+        if key in expected:
+            continue
+        if key not in optional:
             raise ValueError(f"unexpected parameter {key}")
+        if tuple(params[key].shape) not in ((heads,), (1,)):
+            raise ValueError(f"parameter {key} has shape {tuple(params[key].shape)}, expected ({heads},) or (1,)")
+
+
+def tempered_softmax(p, block, q, k):
+    """The attention weights [n, Nq, Nk] of q [Nq, n, hd] and k [Nk, n, hd]: softmax over the
+    keys of q k^T / (sqrt(hd) tau), tau from `block`'s log temperature where present."""
+    logits = torch.einsum("qnh,knh->nqk", q, k) / math.sqrt(q.shape[-1])
+    log_tau = p.get(f"{block}.{TEMPERATURE}")
+    if log_tau is not None:
+        logits = logits / torch.exp(log_tau)[:, None, None]
+    return torch.softmax(logits, dim=-1)
+
+
+def random_temperatures(gen, layers, heads, per):
+    """log tau with tau uniform in [0.5, 1.5): per "head" [heads] or per "block" [1]."""
+    width = heads if per == "head" else 1
+    return {temperature_key(i): torch.log(0.5 + torch.rand(width, generator=gen, dtype=DTYPE)) for i in range(layers)}
 
 
 def load_weights(path, family):
@@ -53,7 +83,8 @@ def load_weights(path, family):
         raw = f.attrs["config"]
         cfg = family.config_from_json(json.loads(raw.decode() if isinstance(raw, bytes) else raw))
         params = {k: torch.from_numpy(np.asarray(f[k], dtype=np.float64)) for k in f.keys()}
-    check_parameters(family.parameter_shapes(cfg), params)
+    temperatures = {temperature_key(i) for i in range(cfg.num_layers)}
+    check_parameters(family.parameter_shapes(cfg), params, temperatures, cfg.num_attention_heads)
     return cfg, params
 
 
@@ -150,6 +181,8 @@ def main(family, argv, model_flags, input_flags):
     for flag, default in (*model_flags, *input_flags, ("seed", 0)):
         rnd.add_argument(f"--{flag}", type=int, default=default)
     rnd.add_argument("--grad", action="store_true", help="add grad_velocity to the input")
+    rnd.add_argument("--temperature", choices=("head", "block"),
+                     help="add a log temperature to every block, one per head or one per block")
     rnd.add_argument("--forward", metavar="OUTPUT", help="then run forward into OUTPUT (one start-up)")
     a = parser.parse_args(argv)
     try:
@@ -224,3 +257,46 @@ class GradientChecks:
         grads, bad = directional_mismatches(self.FAMILY, self.CONFIG, params, timestep, inputs)
         self.assertEqual(set(grads), set(params) | {"latents", "context"})
         self.assertEqual(bad, [])
+
+
+class TemperatureChecks:
+    """unittest.TestCase mixin for a class that also sets FAMILY, CONFIG and problem(seed): the
+    optional log temperatures of the joint attention."""
+
+    def velocity(self, params, timestep, inputs):
+        return self.FAMILY.forward(self.CONFIG, params, inputs["latents"], timestep, inputs["context"],
+                                   inputs.get("context_mask"))
+
+    def with_temperatures(self, params, per, seed=5):
+        cfg = self.CONFIG
+        gen = torch.Generator().manual_seed(seed)
+        return {**params, **random_temperatures(gen, cfg.num_layers, cfg.num_attention_heads, per)}
+
+    def test_unit_temperatures_leave_the_output_unchanged_and_others_change_it(self):
+        params, t, inputs = self.problem(0)
+        unit = {**params, **{temperature_key(i): torch.zeros(1, dtype=DTYPE) for i in range(self.CONFIG.num_layers)}}
+        self.assertTrue(torch.equal(self.velocity(params, t, inputs), self.velocity(unit, t, inputs)))
+        tempered = self.with_temperatures(params, "head")
+        self.assertFalse(torch.allclose(self.velocity(params, t, inputs), self.velocity(tempered, t, inputs)))
+
+    def test_a_block_temperature_is_that_temperature_on_every_head(self):
+        params, t, inputs = self.problem(0)
+        block = self.with_temperatures(params, "block")
+        heads = {k: v.expand(self.CONFIG.num_attention_heads).clone() if k.endswith(TEMPERATURE) else v
+                 for k, v in block.items()}
+        self.assertTrue(torch.equal(self.velocity(block, t, inputs), self.velocity(heads, t, inputs)))
+
+    def test_log_temperature_gradients_match_finite_differences(self):
+        params, t, inputs = self.problem(1)
+        keys = [temperature_key(i) for i in range(self.CONFIG.num_layers)]
+        self.assertTrue(gradcheck_chosen(self.FAMILY, self.CONFIG, self.with_temperatures(params, "head"), t, inputs,
+                                         keys))
+
+    def test_make_random_writes_temperatures_that_forward_reads(self):
+        cfg, params, t, inputs, written, grad_keys = cli_round_trip(self.FAMILY, ["--temperature", "block"])
+        keys = {temperature_key(i) for i in range(cfg.num_layers)}
+        self.assertEqual({k for k in params if k.endswith(TEMPERATURE)}, keys)
+        self.assertTrue(all(tuple(params[k].shape) == (1,) for k in keys))
+        self.assertTrue(keys <= grad_keys)
+        self.assertTrue(torch.equal(written, self.FAMILY.forward(cfg, params, inputs["latents"], t, inputs["context"],
+                                                                 inputs.get("context_mask"))))

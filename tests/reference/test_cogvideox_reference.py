@@ -42,6 +42,14 @@ class Gradients(common.GradientChecks, unittest.TestCase):
         return tiny_problem(seed=seed)
 
 
+class Temperatures(common.TemperatureChecks, unittest.TestCase):
+    FAMILY, CONFIG = ref, TINY
+
+    @staticmethod
+    def problem(seed):
+        return tiny_problem(seed=seed)
+
+
 class Text(unittest.TestCase):
     def test_context_must_have_exactly_max_text_seq_length_rows(self):
         params, t, inputs = tiny_problem()

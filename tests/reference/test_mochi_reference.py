@@ -47,6 +47,14 @@ class Gradients(common.GradientChecks, unittest.TestCase):
         self.assertEqual(grads["context"][3:].abs().max().item(), 0.0)
 
 
+class Temperatures(common.TemperatureChecks, unittest.TestCase):
+    FAMILY, CONFIG = ref, TINY
+
+    @staticmethod
+    def problem(seed):
+        return tiny_problem(seed=seed)
+
+
 class Mask(unittest.TestCase):
     def test_padding_rows_values_do_not_change_the_output(self):
         params, t, inputs = tiny_problem()
