@@ -7,7 +7,9 @@
 
 #include "autograd/check.h"
 #include "data/atomic_file.h"
+#include "data/hdf5_header_messages.h"
 #include "data/hdf5_link_heap.h"
+#include "data/hdf5_raw_file.h"
 
 namespace vdit {
 
@@ -91,12 +93,24 @@ std::string parent_group(const std::string& name) {
   return slash == std::string::npos || slash == 0 ? "/" : name.substr(0, slash);
 }
 
+// "/a/b" for "a/b": the one spelling of a path the checked sets hold.
+std::string absolute(const std::string& name) { return name.empty() || name[0] != '/' ? "/" + name : name; }
+
+// Where a guard's error is, for its message.
+std::string group_label(const std::string& group) { return "group '" + group + "'"; }
+
 }  // namespace
 
 Hdf5File::Hdf5File(const std::string& path, Mode mode) : path_(path), reading_(mode == Mode::Read) {
   silence_hdf5();
   if (mode == Mode::Read) {
     VDIT_CHECK(H5Fis_hdf5(path.c_str()) > 0, path << ": not a readable HDF5 file");
+    // H5Fopen loads the root group's header and the superblock extension's: checked first.
+    raw_ = std::make_unique<const Hdf5RawFile>(path);
+    if (raw_->defined(raw_->extension_header()))
+      check_object_header(*raw_, raw_->extension_header(), "the superblock extension");
+    check_link_name_heap(*raw_, check_object_header(*raw_, raw_->root_header(), group_label("/")), group_label("/"));
+    checked_groups_.insert("/");
     id_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   } else {
     id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -120,62 +134,79 @@ bool Hdf5File::has(const std::string& name) const {
   }
 }
 
-void Hdf5File::check_names_along(const std::string& group) const {
-  if (!reading_ || checked_groups_.count(group)) return;
-  if (group != "/") {
-    check_names_along(parent_group(group));
-    VDIT_CHECK(H5Lexists(id_, group.c_str(), H5P_DEFAULT) > 0, path_ << ": no group '" << group << "'");
-  }
+void Hdf5File::check_names_along(const std::string& name) const {
+  const std::string group = absolute(name);
+  if (!reading_ || checked_groups_.count(group)) return;  // the root is checked as the file opens
+  check_names_along(parent_group(group));
+  VDIT_CHECK(H5Lexists(id_, group.c_str(), H5P_DEFAULT) > 0, path_ << ": no group '" << group << "'");
+  check_link_name_heap(*raw_, check_object_header(*raw_, link_address(group), group_label(group)), group_label(group));
+  checked_headers_.insert(group);
   Handle g(H5Gopen2(id_, group.c_str(), H5P_DEFAULT), H5Gclose);
   VDIT_CHECK(g >= 0, path_ << ": '" << group << "' is not a group");
-  check_link_name_heap(g, path_, group);
   checked_groups_.insert(group);
+}
+
+void Hdf5File::check_header_of(const std::string& name) const {
+  const std::string object = absolute(name);
+  if (!reading_ || checked_headers_.count(object)) return;
+  check_object_header(*raw_, link_address(object), "object '" + object + "'");
+  checked_headers_.insert(object);
+}
+
+uint64_t Hdf5File::link_address(const std::string& name) const {
+  H5L_info_t link;
+  VDIT_CHECK(H5Lget_info(id_, name.c_str(), &link, H5P_DEFAULT) >= 0, path_ << ": unreadable link '" << name << "'");
+  VDIT_CHECK(link.type == H5L_TYPE_HARD,
+             path_ << ": '" << name << "' is a soft or external link, which vditkit does not follow");
+  return link.u.address;
 }
 
 namespace {
 
-// Names of the objects of `type` directly inside `group`, sorted.
-std::vector<std::string> children(hid_t file, const std::string& path, const std::string& group, H5O_type_t type) {
+// Names of the hard links directly inside `group`, sorted: the objects the group holds (soft
+// and external links are not followed).
+std::vector<std::string> hard_links(hid_t file, const std::string& path, const std::string& group) {
   Handle g(H5Gopen2(file, group.c_str(), H5P_DEFAULT), H5Gclose);
   VDIT_CHECK(g >= 0, path << ": no group '" << group << "'");
-  struct Search {
-    H5O_type_t type;
-    std::vector<std::string> names;
-  } search{type, {}};
+  std::vector<std::string> names;
   H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, nullptr,
-              [](hid_t loc, const char* name, const H5L_info_t*, void* out) -> herr_t {
-                auto* s = static_cast<Search*>(out);
-                H5O_info_t info;
-                if (H5Oget_info_by_name2(loc, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) >= 0 && info.type == s->type)
-                  s->names.push_back(name);
-                return 0;
-              },
-              &search);
-  std::sort(search.names.begin(), search.names.end());
-  return search.names;
+             [](hid_t, const char* name, const H5L_info_t* link, void* out) -> herr_t {
+               if (link->type == H5L_TYPE_HARD) static_cast<std::vector<std::string>*>(out)->push_back(name);
+               return 0;
+             },
+             &names);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 }  // namespace
 
-std::vector<std::string> Hdf5File::datasets(const std::string& group) const {
+std::vector<std::string> Hdf5File::children(const std::string& group, int type) const {
   check_names_along(group);
-  return children(id_, path_, group, H5O_TYPE_DATASET);
+  std::vector<std::string> names;
+  for (const std::string& name : hard_links(id_, path_, group)) {
+    const std::string object = (absolute(group) == "/" ? "" : absolute(group)) + "/" + name;
+    check_header_of(object);  // H5Oget_info loads it
+    H5O_info_t info;
+    if (H5Oget_info_by_name2(id_, object.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) >= 0 && info.type == type)
+      names.push_back(name);
+  }
+  return names;
 }
 
-std::vector<std::string> Hdf5File::groups(const std::string& group) const {
-  check_names_along(group);
-  return children(id_, path_, group, H5O_TYPE_GROUP);
+std::vector<std::string> Hdf5File::datasets(const std::string& group) const { return children(group, H5O_TYPE_DATASET); }
+
+std::vector<std::string> Hdf5File::groups(const std::string& group) const { return children(group, H5O_TYPE_GROUP); }
+
+hid_t Hdf5File::open_dataset(const std::string& name) const {
+  VDIT_CHECK(has(name), path_ << ": no dataset '" << name << "'");
+  check_header_of(name);
+  const hid_t d = H5Dopen2(id_, name.c_str(), H5P_DEFAULT);
+  VDIT_CHECK(d >= 0, path_ << ": '" << name << "' is not a dataset");
+  return d;
 }
 
 namespace {
-
-// Opens dataset `name`, naming it when it is absent or not a dataset.
-hid_t open_dataset(const Hdf5File& file, hid_t id, const std::string& name) {
-  VDIT_CHECK(file.has(name), file.path() << ": no dataset '" << name << "'");
-  const hid_t d = H5Dopen2(id, name.c_str(), H5P_DEFAULT);
-  VDIT_CHECK(d >= 0, file.path() << ": '" << name << "' is not a dataset");
-  return d;
-}
 
 // Contiguous and compact data are stored whole (in the file, or in the object header); less
 // means a truncated, never-written or corrupt dataset. HDF5 1.10 does not check this for
@@ -193,7 +224,7 @@ void check_stored_whole(hid_t d, const std::string& where, const Shape& shape, u
 }  // namespace
 
 Shape Hdf5File::shape(const std::string& name) const {
-  Handle d(open_dataset(*this, id_, name), H5Dclose);
+  Handle d(open_dataset(name), H5Dclose);
   Handle space(H5Dget_space(d), H5Sclose);
   return checked_extents(space, path_ + ": dataset '" + name + "'");
 }
@@ -204,7 +235,7 @@ Tensor Hdf5File::read_numbers(const std::string& name) const { return read_as_fl
 
 Tensor Hdf5File::read_as_float32(const std::string& name, bool integers_too) const {
   const std::string where = path_ + ": dataset '" + name + "'";
-  Handle d(open_dataset(*this, id_, name), H5Dclose);
+  Handle d(open_dataset(name), H5Dclose);
   Handle type(H5Dget_type(d), H5Tclose);
   const H5T_class_t cls = H5Tget_class(type);
   VDIT_CHECK(cls == H5T_FLOAT || (integers_too && cls == H5T_INTEGER),
@@ -224,7 +255,7 @@ Tensor Hdf5File::read_as_float32(const std::string& name, bool integers_too) con
 
 double Hdf5File::read_number(const std::string& name) const {
   const std::string where = path_ + ": dataset '" + name + "'";
-  Handle d(open_dataset(*this, id_, name), H5Dclose);
+  Handle d(open_dataset(name), H5Dclose);
   Handle type(H5Dget_type(d), H5Tclose);
   const H5T_class_t cls = H5Tget_class(type);
   VDIT_CHECK(cls == H5T_FLOAT || cls == H5T_INTEGER, where << " is " << class_name(cls) << ", expected a number");
@@ -252,7 +283,10 @@ void Hdf5File::write(const std::string& name, const Tensor& tensor) {
 }
 
 bool Hdf5File::has_attribute(const std::string& name, const std::string& object) const {
-  if (object != "/") check_names_along(parent_group(object));
+  if (object != "/") {
+    if (!has(object)) return false;
+    check_names_along(object);
+  }
   return H5Aexists_by_name(id_, object.c_str(), name.c_str(), H5P_DEFAULT) > 0;
 }
 
@@ -322,7 +356,7 @@ double Hdf5File::read_double(const std::string& name) const {
 
 std::string Hdf5File::read_string(const std::string& name, const std::string& object) const {
   const std::string where = path_ + ": attribute " + attribute_label(object, name);
-  if (object != "/") check_names_along(parent_group(object));
+  check_names_along(object);
   Handle a(open_attribute(id_, path_, object, name), H5Aclose);
   Handle type(H5Aget_type(a), H5Tclose);
   const H5T_class_t cls = H5Tget_class(type);

@@ -6,6 +6,7 @@
 // before anything is allocated, so a malformed or hostile file gets an error, not a crash.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "autograd/tensor.h"
 
 namespace vdit {
+
+class Hdf5RawFile;
 
 class Hdf5File {
  public:
@@ -53,15 +56,26 @@ class Hdf5File {
   void close();
 
  private:
-  // Checks the link names of `group` and of every group above it before HDF5 resolves a name
-  // in them (data/hdf5_link_heap.h); each group once per file opened for reading.
+  // HDF5 1.10 trusts a file's object headers and link name heaps: before it opens an object
+  // of a file opened for reading, the object's header is checked from the file's bytes
+  // (data/hdf5_header_messages.h), and a group's link names too (data/hdf5_link_heap.h).
+  // Checks `group` and every group above it, each once.
   void check_names_along(const std::string& group) const;
+  // Checks the header of the object `name` links to (a dataset, or a group's child) once.
+  void check_header_of(const std::string& name) const;
+  // The object header address `name` links to; soft and external links are refused.
+  uint64_t link_address(const std::string& name) const;
+  // Names of the objects of `type` (an H5O_type_t) directly inside `group`, sorted.
+  std::vector<std::string> children(const std::string& group, int type) const;
+  // Dataset `name`'s hid_t, checked and opened; names it when it is absent or not a dataset.
+  int64_t open_dataset(const std::string& name) const;
   Tensor read_as_float32(const std::string& name, bool integers_too) const;
 
   std::string path_;
   int64_t id_ = -1;  // hid_t
   bool reading_ = false;
-  mutable std::set<std::string> checked_groups_;
+  std::unique_ptr<const Hdf5RawFile> raw_;  // the file's bytes, when reading
+  mutable std::set<std::string> checked_groups_, checked_headers_;
 };
 
 // Creates `path` complete or not at all, durably (data/atomic_file.h): fill() writes

@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 
 #include "data/adapter.h"
 #include "data/latent_dataset.h"
 #include "data/model_config.h"
+#include "data/model_io.h"
 #include "data/safetensors.h"
 #include "tests/fixtures.h"
 #include "train/run_state.h"
@@ -96,6 +98,41 @@ TEST(FuzzFindings, GroupWhoseLinkNamesRunPastTheirHeapIsAnError) {
   const std::string message = testing::error_of([&] { read_adapter(path); });
   EXPECT_NE(message.find(path + ": group '/': the link name at heap offset 8 (recorded at byte offset 1168) does not "
                                 "end inside the group's local heap of 24 bytes: a corrupt file"),
+            std::string::npos) << message;
+}
+
+// An adapter whose root attribute model_identity claims a dataspace of 1,032 bytes in a 56-byte
+// message, and a model whose config attribute in_dim claims 32,776: HDF5 1.10's
+// H5Aexists_by_name decoded them and copied the attributes' data from past the object header's
+// buffer (ASan: heap-buffer-overflow in H5O__msg_iterate_real).
+TEST(FuzzFindings, AttributeWhoseDataspaceRunsPastItsMessageIsAnError) {
+  const struct {
+    std::string input;
+    std::function<void(const std::string&)> read;
+    std::string expected;
+  } cases[] = {
+      {"fuzz_adapter/attribute-dataspace-past-its-message.h5", [](const std::string& p) { read_adapter(p); },
+       ": group '/': its attribute message 'model_identity' (byte offset 864): dataspace of 1032 bytes runs past the "
+       "end (24 bytes left)"},
+      {"fuzz_model_h5/attribute-dataspace-past-its-message.h5", [](const std::string& p) { load_model(p); },
+       ": group '/': its attribute message 'in_dim' (byte offset 1168): dataspace of 32776 bytes runs past the end "
+       "(16 bytes left)"},
+  };
+  for (const auto& c : cases) {
+    const std::string path = finding(c.input);
+    const std::string message = testing::error_of([&] { c.read(path); });
+    EXPECT_NE(message.find(path + c.expected), std::string::npos) << message;
+  }
+}
+
+// A sample group whose object header continues in a chunk of 16 GiB in a 6 KiB file: HDF5 1.10
+// allocated the chunk at that size before reading it (libFuzzer: malloc over its 2 GiB limit),
+// from H5Oget_info while listing the file's groups.
+TEST(FuzzFindings, HeaderContinuationBeyondTheFileIsRefusedBeforeAllocating) {
+  const std::string path = finding("fuzz_latent_dataset/continuation-chunk-of-16-gib.h5");
+  const std::string message = testing::error_of([&] { LatentDataset::open({path}); });
+  EXPECT_NE(message.find(path + ": object '/sample_000000' (object header at byte offset 800): a chunk: 17179869256 "
+                                "bytes at byte offset 4752 lie beyond the end of the file (6472 bytes)"),
             std::string::npos) << message;
 }
 

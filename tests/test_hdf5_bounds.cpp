@@ -25,7 +25,8 @@ using testing::ScratchDir;
 // An HDF5 file written through the C API, closed when the object goes.
 class RawFile {
  public:
-  explicit RawFile(const std::string& path) : id_(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) {}
+  explicit RawFile(const std::string& path, hid_t access = H5P_DEFAULT)
+      : id_(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access)) {}
   ~RawFile() { H5Fclose(id_); }
   hid_t id() const { return id_; }
 
@@ -210,6 +211,105 @@ TEST(Hdf5Bounds, LinkNameGuardPassesValidGroupsWithDeletedLinksAndDeepBTrees) {
     EXPECT_EQ(file.groups("samples"), kept) << path;
     EXPECT_TRUE(file.groups("samples/inner").empty()) << path;
     EXPECT_TRUE(file.has("samples/" + kept.front())) << path;
+  }
+}
+
+// The object header guard (data/hdf5_header_messages.h) must pass every valid header, in both
+// formats (1.6: version 1 headers, symbol-table groups; 1.8: version 2 headers, link messages,
+// layout version 4, and more than 8 attributes kept in dense storage): attributes of each
+// datatype class h5py writes (integers, floats, fixed and variable-length strings, lists, a
+// compound, numpy's bool as an enum, an array, a null dataspace), headers continued in several
+// chunks, and datasets contiguous, compact, chunked with filters, with a fill value, a committed
+// (shared) datatype, and external storage (names in a local heap). Each reads back as written.
+TEST(Hdf5Bounds, ObjectHeaderGuardPassesValidFilesOfEveryKind) {
+  ScratchDir dir;
+  const std::vector<float> values = {1, 2, 3, 4, 5, 6};
+  const hsize_t dims[] = {2, 3};
+  for (const bool format_18 : {false, true}) {
+    const std::string path = dir / (format_18 ? "v18.h5" : "v16.h5");
+    {
+      const hid_t access = H5Pcreate(H5P_FILE_ACCESS);
+      if (format_18) H5Pset_libver_bounds(access, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+      RawFile f(path, access);
+      H5Pclose(access);
+      const int64_t number = 7;
+      const double real = 0.5;
+      const int64_t list[] = {1, 2, 3};
+      const char* text = "variable";
+      f.attribute("/", "number", H5T_STD_I64LE, {}, &number);
+      f.attribute("/", "real", H5T_IEEE_F64LE, {}, &real);
+      f.attribute("/", "list", H5T_STD_I64LE, {3}, list);
+      const hid_t fixed = fixed_string(5);
+      f.attribute("/", "fixed", fixed, {}, "fixed");
+      const hid_t variable = H5Tcopy(H5T_C_S1);
+      H5Tset_size(variable, H5T_VARIABLE);
+      f.attribute("/", "variable", variable, {}, &text);
+      struct Pair {
+        int32_t a;
+        double b;
+      } pair{1, 2.0};
+      const hid_t compound = H5Tcreate(H5T_COMPOUND, sizeof(Pair));
+      H5Tinsert(compound, "a", HOFFSET(Pair, a), H5T_NATIVE_INT32);
+      H5Tinsert(compound, "b", HOFFSET(Pair, b), H5T_NATIVE_DOUBLE);
+      f.attribute("/", "pair", compound, {}, &pair);
+      const hid_t boolean = H5Tenum_create(H5T_NATIVE_INT8);  // numpy's bool, as h5py stores it
+      for (int8_t v : {0, 1}) H5Tenum_insert(boolean, v ? "TRUE" : "FALSE", &v);
+      const int8_t yes = 1;
+      f.attribute("/", "flag", boolean, {}, &yes);
+      const hid_t array = H5Tarray_create2(H5T_NATIVE_FLOAT, 2, dims);
+      f.attribute("/", "matrix", array, {}, values.data());
+      const hid_t null_space = H5Screate(H5S_NULL);
+      H5Aclose(H5Acreate2(f.id(), "empty", H5T_NATIVE_INT32, null_space, H5P_DEFAULT, H5P_DEFAULT));
+      H5Sclose(null_space);
+      for (int i = 0; i < 12; ++i) f.attribute("/", "extra_" + std::to_string(i), H5T_STD_I64LE, {}, &number);
+      for (hid_t type : {fixed, variable, compound, boolean, array}) H5Tclose(type);
+
+      const auto dataset = [&](const std::string& name, hid_t type, hid_t create) {
+        const hid_t space = H5Screate_simple(2, dims, nullptr);
+        const hid_t d = H5Dcreate2(f.id(), name.c_str(), type, space, H5P_DEFAULT, create, H5P_DEFAULT);
+        EXPECT_GE(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0) << name;
+        H5Dclose(d);
+        H5Sclose(space);
+      };
+      const hid_t create = H5Pcreate(H5P_DATASET_CREATE);
+      dataset("contiguous", H5T_IEEE_F32LE, create);
+      const float fill = 9;
+      H5Pset_fill_value(create, H5T_NATIVE_FLOAT, &fill);
+      H5Pset_layout(create, H5D_COMPACT);
+      dataset("compact", H5T_IEEE_F32LE, create);
+      const hsize_t chunk[] = {1, 3};
+      H5Pset_chunk(create, 2, chunk);
+      H5Pset_shuffle(create);
+      H5Pset_deflate(create, 4);
+      dataset("chunked", H5T_IEEE_F32LE, create);
+      H5Pclose(create);
+      const hid_t committed = H5Tcopy(H5T_IEEE_F64LE);
+      H5Tcommit2(f.id(), "float64", committed, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      dataset("shared_type", committed, H5P_DEFAULT);
+      H5Tclose(committed);
+      const hid_t external = H5Pcreate(H5P_DATASET_CREATE);
+      H5Pset_external(external, (dir / "external.bin").c_str(), 0, values.size() * sizeof(float));
+      dataset("external", H5T_IEEE_F32LE, external);
+      H5Pclose(external);
+      f.dataset("group/inner/deep", H5T_IEEE_F32LE, {2});
+      const hid_t text_type = fixed_string(6);
+      f.attribute("/group/inner", "prompt", text_type, {}, "prompt");
+      H5Tclose(text_type);
+    }
+    const Hdf5File file(path, Hdf5File::Mode::Read);
+    EXPECT_EQ(file.read_int("number"), 7) << path;
+    EXPECT_EQ(file.read_double("real"), 0.5) << path;
+    EXPECT_EQ(file.read_ints("list"), (std::vector<int64_t>{1, 2, 3})) << path;
+    EXPECT_EQ(file.read_string("fixed"), "fixed") << path;
+    EXPECT_EQ(file.read_string("variable"), "variable") << path;
+    for (const char* name : {"pair", "flag", "matrix", "empty", "extra_11"}) EXPECT_TRUE(file.has_attribute(name)) << name;
+    EXPECT_EQ(file.datasets(), (std::vector<std::string>{"chunked", "compact", "contiguous", "external", "shared_type"}))
+        << path;
+    for (const std::string& name : file.datasets())
+      EXPECT_EQ(file.read(name).to_vector(), values) << path << " " << name;
+    EXPECT_EQ(file.groups(), std::vector<std::string>{"group"}) << path;
+    EXPECT_EQ(file.read_string("prompt", "/group/inner"), "prompt") << path;
+    EXPECT_EQ(file.read("group/inner/deep").to_vector(), (std::vector<float>{0, 0})) << path;
   }
 }
 
