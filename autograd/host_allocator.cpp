@@ -42,6 +42,13 @@ void LargeBlockCache::evict_beyond_bound() {
   free_.erase(free_.begin(), free_.begin() + static_cast<std::ptrdiff_t>(evicted));
 }
 
+void LargeBlockCache::release_cached() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const Block& b : free_) source_.release(b.p);
+  free_.clear();
+  cached_ = 0;
+}
+
 size_t LargeBlockCache::live_bytes() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return live_;
@@ -76,5 +83,7 @@ void free_host(void* p, size_t bytes) {
   if (bytes >= LargeBlockCache::kMinBytes) large_blocks().release(p, bytes);
   else std::free(p);
 }
+
+void release_cached_host_blocks() { large_blocks().release_cached(); }
 
 }  // namespace vdit

@@ -35,6 +35,9 @@ class LargeBlockCache {
 
   void* allocate(size_t bytes);  // a cached block of exactly `bytes`, else a fresh one
   void release(void* p, size_t bytes);
+  // Hands every cached block back to the source (vditkit-bench between cases, so that one case's
+  // memory figure holds none of the blocks another left).
+  void release_cached();
 
   size_t live_bytes() const;
   size_t peak_live_bytes() const;
@@ -57,5 +60,7 @@ class LargeBlockCache {
 // and more go through the process's one cache. free_host takes the same size back.
 void* allocate_host(size_t bytes);
 void free_host(void* p, size_t bytes);
+// The process cache's LargeBlockCache::release_cached.
+void release_cached_host_blocks();
 
 }  // namespace vdit

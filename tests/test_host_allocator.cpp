@@ -19,12 +19,12 @@ constexpr size_t kHidden = kTokens * kFfn * 4;      // 1.17 GB, more than kSlack
 
 // Counts fresh blocks; checks after every call that live + cached stays within the bound.
 struct CountingCache {
-  int64_t fresh = 0, next_address = 0;
+  int64_t fresh = 0, returned = 0, next_address = 0;
   LargeBlockCache cache{{[this](size_t) {
                            ++fresh;
                            return reinterpret_cast<void*>(++next_address * 64);
                          },
-                         [](void*) {}}};
+                         [this](void*) { ++returned; }}};
 
   void* allocate(size_t bytes) {
     void* p = cache.allocate(bytes);
@@ -80,6 +80,18 @@ TEST(LargeBlockCache, NewSizesPushOutTheOldestWithinTheBound) {
   const int64_t fresh = c.fresh;
   block_step(c, kHidden / 2);
   EXPECT_EQ(c.fresh, fresh);
+}
+
+TEST(LargeBlockCache, ReleaseCachedHandsEveryKeptBlockBack) {
+  CountingCache c;
+  block_step(c, kHidden);
+  EXPECT_GT(c.cache.cached_bytes(), 0u);
+  c.cache.release_cached();
+  EXPECT_EQ(c.cache.cached_bytes(), 0u);
+  EXPECT_EQ(c.returned, c.fresh);  // nothing is live after a step
+  const int64_t first_step = c.fresh;
+  block_step(c, kHidden);
+  EXPECT_EQ(c.fresh, 2 * first_step);  // the next step finds no block kept
 }
 
 TEST(LargeBlockCache, FreeingABlockLargerThanTheSlackKeepsTheOthers) {

@@ -160,8 +160,7 @@ def attention(cfg, p, b, z):
 
     q = layer_norm(cfg, p, f"{b}.attn1.norm_q", heads("to_q"), EPS_QK)
     k = layer_norm(cfg, p, f"{b}.attn1.norm_k", heads("to_k"), EPS_QK)
-    weights = common.tempered_softmax(p, b, q, k)
-    a = torch.einsum("nqk,knh->qnh", weights, heads("to_v")).reshape(z.shape[0], cfg.dim)
+    a = common.tempered_attention(p, b, q, k, heads("to_v")).reshape(z.shape[0], cfg.dim)
     return linear(p, f"{b}.attn1.to_out.0", a)
 
 

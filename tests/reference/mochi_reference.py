@@ -210,8 +210,7 @@ def joint_attention(cfg, p, b, nx, nc, mask, angles):
     q = torch.cat([apply_rope(normed("to_q", "norm_q", nx), angles), normed("add_q_proj", "norm_added_q", real)])
     k = torch.cat([apply_rope(normed("to_k", "norm_k", nx), angles), normed("add_k_proj", "norm_added_k", real)])
     v = torch.cat([heads(linear(p, f"{b}.attn1.to_v", nx)), heads(linear(p, f"{b}.attn1.add_v_proj", real))])
-    weights = common.tempered_softmax(p, b, q, k)
-    a = torch.einsum("nqk,knh->qnh", weights, v).reshape(q.shape[0], cfg.dim)
+    a = common.tempered_attention(p, b, q, k, v).reshape(q.shape[0], cfg.dim)
     tokens = nx.shape[0]
     text = a[tokens:]
     if mask is not None:

@@ -72,6 +72,13 @@ def tempered_softmax(p, block, q, k):
     return torch.softmax(logits, dim=-1)
 
 
+def tempered_attention(p, block, q, k, v):
+    """tempered_softmax's weights applied to v [Nk, n, hd] -> [Nq, n, hd]. Looked up through
+    this module at each call, so that bench/torch_family_block.py can put
+    scaled_dot_product_attention in its place on a GPU."""
+    return torch.einsum("nqk,knh->qnh", tempered_softmax(p, block, q, k), v)
+
+
 def random_temperatures(gen, layers, heads, per):
     """log tau with tau uniform in [0.5, 1.5): per "head" [heads] or per "block" [1]."""
     width = heads if per == "head" else 1
