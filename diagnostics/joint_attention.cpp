@@ -64,9 +64,9 @@ int64_t real_text_rows(const AttentionCall& call, int64_t row) {
 std::vector<double> mean_text_mass(const Tensor& q, const JointParts& p, const AttentionOptions& call_options) {
   const Tensor& v = p.keys_v;
   const Shape video_shape{1, p.video_v.size(1), v.size(2), v.size(3)};
-  const Tensor ones = Tensor::full({1, p.real_text, v.size(2), v.size(3)}, 1.0f);
+  const Tensor ones = Tensor::full({1, p.keys.real_text, v.size(2), v.size(3)}, 1.0f);
   const Tensor text_ones = (v.dtype() == DType::BF16 ? ones.to_bf16() : ones).to(v.device());
-  const Tensor indicator = unmasked(Tensor::zeros(video_shape, v.dtype(), v.device()), text_ones, p.text_first);
+  const Tensor indicator = unmasked(Tensor::zeros(video_shape, v.dtype(), v.device()), text_ones, p.keys.text_first);
   AttentionOptions options;
   if (call_options.temperature.defined()) options.temperature = call_options.temperature.detach();
   options.scale = call_options.scale;
@@ -77,8 +77,8 @@ std::vector<double> mean_text_mass(const Tensor& q, const JointParts& p, const A
 
 }  // namespace
 
-std::string JointParts::key_position(int64_t key, const TokenGrid& grid) const {
-  const int64_t videos = video_k.size(1), text_at = text_first ? 0 : videos, video_at = text_first ? real_text : 0;
+std::string JointKeyOrder::position(int64_t key, const TokenGrid& grid) const {
+  const int64_t text_at = text_first ? 0 : video, video_at = text_first ? real_text : 0;
   if (key >= text_at && key < text_at + real_text) return "text " + std::to_string(key - text_at);
   return grid.position(key - video_at);
 }
@@ -90,19 +90,19 @@ JointParts cut_joint_call(const AttentionCall& call, int64_t row, const TokenGri
   const Tensor q = batch_row(call.q, row), k = batch_row(call.k, row), v = batch_row(call.v, row);
   const bool same_rows = call.q.size(1) == call.k.size(1);
   JointParts p;
-  p.real_text = real_text_rows(call, row);
-  p.text_first = j.text_begin == 0 && j.text_count > 0;
+  const int64_t real = real_text_rows(call, row);
+  p.keys = {j.video_count, real, j.text_begin == 0 && j.text_count > 0};
   p.video_q = same_rows ? rows(q, j.video_begin, j.video_count) : q;
   p.video_k = rows(k, j.video_begin, j.video_count);
   p.video_v = rows(v, j.video_begin, j.video_count);
-  if (p.real_text > 0) {
-    if (same_rows) p.text_q = rows(q, j.text_begin, p.real_text);
-    p.text_k = rows(k, j.text_begin, p.real_text);
-    p.text_v = rows(v, j.text_begin, p.real_text);
+  if (real > 0) {
+    if (same_rows) p.text_q = rows(q, j.text_begin, real);
+    p.text_k = rows(k, j.text_begin, real);
+    p.text_v = rows(v, j.text_begin, real);
   }
   // Mochi's keys (video, real text, padding) leave the unmasked ones contiguous: no copy.
-  const bool contiguous = !p.text_first || p.real_text == j.text_count;
-  const int64_t unmasked_rows = j.video_count + p.real_text;
+  const bool contiguous = !p.keys.text_first || real == j.text_count;
+  const int64_t unmasked_rows = j.video_count + real;
   p.keys_k = contiguous ? rows(k, 0, unmasked_rows) : unmasked(p.video_k, p.text_k, true);
   p.keys_v = contiguous ? rows(v, 0, unmasked_rows) : unmasked(p.video_v, p.text_v, true);
   return p;
@@ -119,9 +119,9 @@ JointStats joint_attention_statistics(const AttentionCall& call, const TokenGrid
     return attention_statistics(sample_heads(q), sample_heads(k), scale, tau, g, options);
   };
   s.video_to_video = statistics(p.video_q, p.video_k, &grid);
-  if (p.real_text >= 2) s.video_to_text = statistics(p.video_q, p.text_k, nullptr);
+  if (p.keys.real_text >= 2) s.video_to_text = statistics(p.video_q, p.text_k, nullptr);
   if (p.text_q.defined()) s.text_to_all = statistics(p.text_q, p.keys_k, nullptr);
-  if (p.real_text > 0) {
+  if (p.keys.real_text > 0) {
     s.video_text_mass = mean_text_mass(p.video_q, p, call.options);
     if (p.text_q.defined()) s.text_text_mass = mean_text_mass(p.text_q, p, call.options);
   }

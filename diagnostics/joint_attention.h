@@ -36,18 +36,22 @@
 
 namespace vdit {
 
+// The unmasked keys of a joint call, in its order: the video rows and the real text rows.
+struct JointKeyOrder {
+  int64_t video = 0, real_text = 0;
+  bool text_first = false;  // text rows before video rows (CogVideoX)
+
+  // What unmasked key `key` is: "(f,r,c)" for a video token of `grid`, "text j" for text row j.
+  std::string position(int64_t key, const TokenGrid& grid) const;
+};
+
 // One batch row of a joint call cut by its layout, each [1, rows, H, hd], detached.
 struct JointParts {
   Tensor video_q, text_q;  // text_q: the real text queries; undefined when the queries are video only
   Tensor video_k, video_v;
   Tensor text_k, text_v;  // the real text rows
-  Tensor keys_k, keys_v;  // every unmasked key, in the call's order
-  int64_t real_text = 0;  // unmasked text rows
-  bool text_first = false;  // text rows before video rows (CogVideoX) among the keys
-
-  // What unmasked key `key` (an index into keys_k) is: "(f,r,c)" for a video token of `grid`,
-  // "text j" for text row j.
-  std::string key_position(int64_t key, const TokenGrid& grid) const;
+  Tensor keys_k, keys_v;  // every unmasked key, in the order `keys`
+  JointKeyOrder keys;
 };
 
 // Row `row` of a Joint call cut into its parts; checks the layout against q and k (video_count

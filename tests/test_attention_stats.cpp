@@ -473,13 +473,13 @@ TEST(JointAttentionStats, KeysAreLabelledByStreamAndPosition) {
   for (const bool text_first : {false, true}) {
     const JointCase in(text_first, false, 22);
     const JointParts parts = cut_joint_call(in.call(), 0, &kJointGrid);
-    EXPECT_EQ(parts.real_text, 6);
+    EXPECT_EQ(parts.keys.real_text, 6);
     EXPECT_EQ(parts.keys_k.size(1), 36);
     const int64_t first_text = text_first ? 0 : 30, first_video = text_first ? 6 : 0;
-    EXPECT_EQ(parts.key_position(first_text, kJointGrid), "text 0");
-    EXPECT_EQ(parts.key_position(first_text + 5, kJointGrid), "text 5");
-    EXPECT_EQ(parts.key_position(first_video, kJointGrid), "(0,0,0)");
-    EXPECT_EQ(parts.key_position(first_video + 22, kJointGrid), "(1,1,2)");  // 22 = 15 + 5 + 2
+    EXPECT_EQ(parts.keys.position(first_text, kJointGrid), "text 0");
+    EXPECT_EQ(parts.keys.position(first_text + 5, kJointGrid), "text 5");
+    EXPECT_EQ(parts.keys.position(first_video, kJointGrid), "(0,0,0)");
+    EXPECT_EQ(parts.keys.position(first_video + 22, kJointGrid), "(1,1,2)");  // 22 = 15 + 5 + 2
   }
 }
 
