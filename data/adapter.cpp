@@ -33,8 +33,12 @@ bool is_temperature(const std::string& key) {
 }  // namespace
 
 std::string model_identity(const VDiTConfig& config, const ParameterMap& params) {
+  return model_identity(config_to_json(config), params);
+}
+
+std::string model_identity(const nlohmann::json& config, const ParameterMap& params) {
   Hasher hasher;
-  const std::string c = config_to_json(config).dump();
+  const std::string c = config.dump();
   hasher.bytes(c.data(), c.size());
   for (const auto& [key, tensor] : params) {
     if (is_temperature(key)) continue;

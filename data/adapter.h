@@ -4,6 +4,8 @@
 // values log tau) that records which model it was made for, so it is never applied to another.
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "layers/parameter_map.h"
 #include "layers/vdit_config.h"
 
@@ -13,6 +15,8 @@ namespace vdit {
 // Wan parameters in key order (bf16 storage hashes as its widened values). Temperatures are
 // not part of it.
 std::string model_identity(const VDiTConfig& config, const ParameterMap& params);
+// The same over any family's config.json (data/model_families.h family_model_identity).
+std::string model_identity(const nlohmann::json& config, const ParameterMap& params);
 
 struct Adapter {
   ParameterMap log_temperatures;

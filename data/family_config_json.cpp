@@ -99,4 +99,44 @@ CogVideoXConfig cogvideox_config_from_json(const nlohmann::json& raw, const std:
   return c;
 }
 
+nlohmann::json mochi_config_to_json(const MochiConfig& c) {
+  return {{"_class_name", "MochiTransformer3DModel"},
+          {"patch_size", c.patch_size},
+          {"num_attention_heads", c.num_attention_heads},
+          {"attention_head_dim", c.attention_head_dim},
+          {"num_layers", c.num_layers},
+          {"pooled_projection_dim", c.pooled_projection_dim},
+          {"in_channels", c.in_channels},
+          {"out_channels", c.out_channels},
+          {"qk_norm", "rms_norm"},
+          {"text_embed_dim", c.text_embed_dim},
+          {"time_embed_dim", c.time_embed_dim},
+          {"activation_fn", "swiglu"},
+          {"max_sequence_length", c.max_sequence_length}};
+}
+
+nlohmann::json cogvideox_config_to_json(const CogVideoXConfig& c) {
+  return {{"_class_name", "CogVideoXTransformer3DModel"},
+          {"num_attention_heads", c.num_attention_heads},
+          {"attention_head_dim", c.attention_head_dim},
+          {"in_channels", c.in_channels},
+          {"out_channels", c.out_channels},
+          {"flip_sin_to_cos", true},
+          {"freq_shift", 0},
+          {"time_embed_dim", c.time_embed_dim},
+          {"text_embed_dim", c.text_embed_dim},
+          {"num_layers", c.num_layers},
+          {"attention_bias", true},
+          {"patch_size", c.patch_size},
+          {"max_text_seq_length", c.max_text_seq_length},
+          {"activation_fn", "gelu-approximate"},
+          {"timestep_activation_fn", "silu"},
+          {"norm_elementwise_affine", true},
+          {"norm_eps", c.norm_eps},
+          {"spatial_interpolation_scale", c.spatial_interpolation_scale},
+          {"temporal_interpolation_scale", c.temporal_interpolation_scale},
+          {"use_rotary_positional_embeddings", false},
+          {"use_learned_positional_embeddings", false}};
+}
+
 }  // namespace vdit

@@ -14,4 +14,8 @@ namespace vdit {
 MochiConfig mochi_config_from_json(const nlohmann::json& raw, const std::string& source);
 CogVideoXConfig cogvideox_config_from_json(const nlohmann::json& raw, const std::string& source);
 
+// The config.json diffusers writes for these configs (with _class_name); read back equal.
+nlohmann::json mochi_config_to_json(const MochiConfig& config);
+nlohmann::json cogvideox_config_to_json(const CogVideoXConfig& config);
+
 }  // namespace vdit

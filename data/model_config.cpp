@@ -68,7 +68,7 @@ nlohmann::json normalize_config_json(const nlohmann::json& raw, const std::strin
   return out;
 }
 
-nlohmann::json read_config_json(const std::string& path) {
+nlohmann::json read_json_file(const std::string& path) {
   std::ifstream in(path);
   VDIT_CHECK(in, path << ": cannot open");
   nlohmann::json raw;
@@ -79,8 +79,10 @@ nlohmann::json read_config_json(const std::string& path) {
   } catch (const nlohmann::json::out_of_range& e) {  // a number beyond double, e.g. 1e400
     VDIT_FAIL(path << ": malformed JSON: " << e.what());
   }
-  return normalize_config_json(raw, path);
+  return raw;
 }
+
+nlohmann::json read_config_json(const std::string& path) { return normalize_config_json(read_json_file(path), path); }
 
 VDiTConfig resolve_config(const nlohmann::json& partial, const std::map<std::string, Shape>& shapes,
                           const std::string& source) {

@@ -17,6 +17,8 @@ namespace vdit {
 // names the file in errors.
 nlohmann::json normalize_config_json(const nlohmann::json& raw, const std::string& source);
 nlohmann::json read_config_json(const std::string& path);
+// A JSON file as it is; errors name the file and the byte.
+nlohmann::json read_json_file(const std::string& path);
 
 // Completes a partial config: fields it lacks are read off the parameter shapes (original
 // key names) where they tell, otherwise take Wan2.1's released values where WAN21.md gives

@@ -29,25 +29,15 @@ void release_mapped_pages(const void* data, size_t bytes) {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-// Where a safetensors checkpoint's config comes from, in order: --config, config.json beside
-// the weights, the "config" entry of a single file's metadata, else nothing (inferred).
+// The config normalised to Wan2.1's original field names (empty: inferred from the shapes).
 nlohmann::json safetensors_config(const std::string& path, const LoadOptions& options) {
-  if (!options.config_path.empty()) return read_config_json(options.config_path);
-  const fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
-  const fs::path beside = (dir.empty() ? fs::path(".") : dir) / "config.json";
-  if (fs::exists(beside)) return read_config_json(beside.string());
-  if (path.ends_with(".safetensors")) {
-    const std::shared_ptr<SafetensorsFile> file = SafetensorsFile::open(path);
-    const auto& metadata = file->metadata();
-    if (auto it = metadata.find("config"); it != metadata.end()) {
-      try {
-        return normalize_config_json(nlohmann::json::parse(it->second), path + " metadata");
-      } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e400
-        VDIT_FAIL(path << ": metadata 'config' is not valid JSON: " << e.what());
-      }
-    }
+  const RawConfig raw = raw_safetensors_config(path, options);
+  if (raw.json.empty()) return nlohmann::json::object();
+  try {
+    return normalize_config_json(raw.json, raw.source);
+  } catch (const nlohmann::json::exception& e) {
+    VDIT_FAIL(raw.source << ": config is not valid: " << e.what());
   }
-  return nlohmann::json::object();
 }
 
 LoadedModel load_safetensors(const std::string& path, const LoadOptions& options) {
@@ -70,16 +60,8 @@ LoadedModel load_safetensors(const std::string& path, const LoadOptions& options
   }
   model.config = resolve_config(safetensors_config(path, options), shapes, path);
   for (const auto& [original, name] : original_of) {
-    Tensor t = checkpoint.tensor(name);
     model.dtypes[original] = checkpoint.entry(name).dtype;
-    if (options.frozen_bf16) {
-      t = t.dtype() == DType::F32 ? t.to_bf16() : t;
-    } else if (t.dtype() == DType::BF16) {
-      Tensor widened = t.to_f32();
-      release_mapped_pages(t.bf16_data(), static_cast<size_t>(t.numel()) * 2);
-      t = widened;
-    }
-    model.params[original] = t;
+    model.params[original] = read_checkpoint_tensor(checkpoint, name, options.frozen_bf16);
   }
   return model;
 }
@@ -100,6 +82,34 @@ LoadedModel load_h5(const std::string& path, const LoadOptions& options) {
 }
 
 }  // namespace
+
+RawConfig raw_safetensors_config(const std::string& path, const LoadOptions& options) {
+  if (!options.config_path.empty()) return {read_json_file(options.config_path), options.config_path};
+  const fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
+  const fs::path beside = (dir.empty() ? fs::path(".") : dir) / "config.json";
+  if (fs::exists(beside)) return {read_json_file(beside.string()), beside.string()};
+  if (path.ends_with(".safetensors")) {
+    const std::shared_ptr<SafetensorsFile> file = SafetensorsFile::open(path);
+    const auto& metadata = file->metadata();
+    if (auto it = metadata.find("config"); it != metadata.end()) {
+      try {
+        return {nlohmann::json::parse(it->second), path + " metadata"};
+      } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e400
+        VDIT_FAIL(path << ": metadata 'config' is not valid JSON: " << e.what());
+      }
+    }
+  }
+  return {nlohmann::json::object(), path};
+}
+
+Tensor read_checkpoint_tensor(const SafetensorsCheckpoint& checkpoint, const std::string& name, bool frozen_bf16) {
+  Tensor t = checkpoint.tensor(name);
+  if (frozen_bf16) return t.dtype() == DType::F32 ? t.to_bf16() : t;
+  if (t.dtype() != DType::BF16) return t;
+  Tensor widened = t.to_f32();
+  release_mapped_pages(t.bf16_data(), static_cast<size_t>(t.numel()) * 2);
+  return widened;
+}
 
 ModelFormat model_format_for(const std::string& path) {
   return path.ends_with(".h5") ? ModelFormat::H5 : ModelFormat::Safetensors;

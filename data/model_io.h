@@ -5,6 +5,9 @@
 #include <map>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "data/safetensors.h"
 #include "layers/parameter_map.h"
 #include "layers/vdit_config.h"
 
@@ -26,6 +29,18 @@ struct LoadedModel {
 // config.json), or a vditkit .h5. Checks every key and shape against the config; errors name
 // the file and the key.
 LoadedModel load_model(const std::string& path, const LoadOptions& options = {});
+
+// The config a safetensors checkpoint comes with, as written, in order: --config, config.json
+// beside the weights, the "config" entry of a single file's metadata; else an empty object.
+struct RawConfig {
+  nlohmann::json json;
+  std::string source;  // the file it came from, for errors
+};
+RawConfig raw_safetensors_config(const std::string& path, const LoadOptions& options);
+
+// One tensor of a checkpoint as a model keeps it: with `frozen_bf16` float32 narrowed to bf16
+// (bf16 kept as mapped), else bf16 widened to float32 and the mapped pages released.
+Tensor read_checkpoint_tensor(const SafetensorsCheckpoint& checkpoint, const std::string& name, bool frozen_bf16);
 
 enum class ModelFormat { H5, Safetensors, SafetensorsDiffusers };
 // By extension: .h5 is vditkit HDF5; anything else safetensors in the original layout.

@@ -174,14 +174,14 @@ void size_report(AttentionKindReport& r, size_t tbh, size_t tb, int64_t frames, 
 
 }  // namespace
 
-DiagnosticsReport diagnose(const VDiT& model, const LatentDataset& data, const DiagnoseOptions& options,
+DiagnosticsReport diagnose(const Model& model, const LatentDataset& data, const DiagnoseOptions& options,
                            const std::function<void(int64_t, int64_t)>& progress) {
   NoGradScope no_grad;
-  const VDiTConfig& c = model.config();
+  const ModelFacts c = model.facts();
   const ProbeSet probe = probe_set(c, data, options.probe_samples, "diagnose");
   const int64_t samples = probe.samples;
   const TokenGrid& grid = probe.grid;
-  const int64_t T = static_cast<int64_t>(options.sigmas.size()), B = c.num_layers, H = c.num_heads;
+  const int64_t T = static_cast<int64_t>(options.sigmas.size()), B = c.num_blocks, H = c.num_heads;
 
   DiagnosticsReport report;
   report.sigmas = options.sigmas;
@@ -199,11 +199,11 @@ DiagnosticsReport diagnose(const VDiT& model, const LatentDataset& data, const D
     const double sigma = options.sigmas[t];
     for (int64_t s = 0; s < samples; ++s) {
       const LatentSample sample = data.read(s);
-      const VDiT::Embedded embedded = embed_probe(model, sample, s, sigma, options.noise_seed);
-      Tensor x = embedded.tokens;
+      const std::unique_ptr<Model::Stage> stage = embed_probe(model, sample, s, sigma, options.noise_seed);
+      TokenStreams x = std::move(stage->streams);
       for (int64_t b = 0; b < B; ++b) {
         StatsProbe stats(grid, options.stats, options.sparse_keep);
-        const Tensor dense = model.run_block(static_cast<int>(b), x, embedded, &stats);
+        TokenStreams dense = model.block_stage(static_cast<int>(b), x, *stage, &stats);
         const size_t tb = static_cast<size_t>(t * B + b);
         accumulate(report.self_attn, tb, H, stats.self_, stats.self_value_norms_, &grid, 0, s == 0, grid.frames);
         accumulate(report.cross_attn, tb, H, stats.cross_, stats.cross_value_norms_, nullptr, sample.context.size(0), s == 0,
@@ -214,14 +214,14 @@ DiagnosticsReport diagnose(const VDiT& model, const LatentDataset& data, const D
             SparseProbe sparse(kind, options.sparse_keep);
             ReplayProbe replay(kind, stats.sparse_self_);
             const bool replayed = kind == AttentionKind::Self && stats.sparse_self_.defined();
-            const Tensor changed =
-                model.run_block(static_cast<int>(b), x, embedded, replayed ? static_cast<AttentionProbe*>(&replay) : &sparse);
+            const Tensor changed = model.block_stage(static_cast<int>(b), x, *stage,
+                                                     replayed ? static_cast<AttentionProbe*>(&replay) : &sparse).video;
             const int64_t s = replayed ? stats.sparse_stride_ : 1;  // the block is row-wise after self-attention
             (kind == AttentionKind::Self ? report.self_attn : report.cross_attn).sparsify_error[tb] +=
-                relative_change(probed_rows(changed, s), probed_rows(dense, s), probed_rows(x, s));
+                relative_change(probed_rows(changed, s), probed_rows(dense.video, s), probed_rows(x.video, s));
           }
         }
-        x = dense;
+        x = std::move(dense);
       }
       if (progress) progress(++done, T * samples);
     }

@@ -10,7 +10,7 @@
 #include "data/latent_dataset.h"
 #include "diagnostics/attention_stats.h"
 #include "diagnostics/diagnostics_report.h"
-#include "layers/vdit.h"
+#include "layers/model.h"
 
 namespace vdit {
 
@@ -23,8 +23,8 @@ struct DiagnoseOptions {
 };
 
 // `progress(done, total)` is called after each (noise level, sample) pair. Runs on the model's
-// device (VDiT::to): on a GPU the statistics and the sparsified attention run there too.
-DiagnosticsReport diagnose(const VDiT& model, const LatentDataset& data, const DiagnoseOptions& options,
+// device (Model::to): on a GPU the statistics and the sparsified attention run there too.
+DiagnosticsReport diagnose(const Model& model, const LatentDataset& data, const DiagnoseOptions& options,
                            const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace vdit

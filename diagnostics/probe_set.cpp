@@ -5,7 +5,7 @@
 
 namespace vdit {
 
-ProbeSet probe_set(const VDiTConfig& c, const LatentDataset& data, int64_t probe_samples, const char* who) {
+ProbeSet probe_set(const ModelFacts& c, const LatentDataset& data, int64_t probe_samples, const char* who) {
   const int64_t samples = std::min(probe_samples, data.size());
   VDIT_CHECK(samples > 0, who << ": no probe samples (the dataset is empty or --probe-samples is 0)");
   const Shape& first = data.latent_shape(0);
@@ -13,7 +13,7 @@ ProbeSet probe_set(const VDiTConfig& c, const LatentDataset& data, int64_t probe
     VDIT_CHECK(data.latent_shape(s) == first, who << ": probe samples must share one latent shape; "
                                                   << data.where(s) << " is " << to_string(data.latent_shape(s))
                                                   << ", " << data.where(0) << " is " << to_string(first));
-  return {samples, TokenGrid{first[1] / c.patch_size[0], first[2] / c.patch_size[1], first[3] / c.patch_size[2]}};
+  return {samples, TokenGrid{first[1] / c.patch[0], first[2] / c.patch[1], first[3] / c.patch[2]}};
 }
 
 Tensor probe_latents(const LatentSample& sample, int64_t s, double sigma, uint64_t noise_seed) {
@@ -24,11 +24,14 @@ Tensor probe_latents(const LatentSample& sample, int64_t s, double sigma, uint64
   return add(scale(reshape(sample.latents, shape), static_cast<float>(1.0 - sigma)), scale(noise, static_cast<float>(sigma)));
 }
 
-VDiT::Embedded embed_probe(const VDiT& model, const LatentSample& sample, int64_t s, double sigma, uint64_t noise_seed) {
+std::unique_ptr<Model::Stage> embed_probe(const Model& model, const LatentSample& sample, int64_t s, double sigma,
+                                          uint64_t noise_seed) {
   Shape context_shape = sample.context.shape();
   context_shape.insert(context_shape.begin(), 1);
-  return model.embed(probe_latents(sample, s, sigma, noise_seed).to(model.device()), {1000.0 * sigma},
-                     reshape(sample.context, context_shape).to(model.device()));
+  return model.embed_stage({probe_latents(sample, s, sigma, noise_seed).to(model.device()),
+                            {1000.0 * sigma},
+                            reshape(sample.context, context_shape).to(model.device()),
+                            {}});
 }
 
 double sum_squared_difference(const Tensor& a, const Tensor& b) {

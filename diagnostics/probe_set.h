@@ -6,7 +6,7 @@
 
 #include "data/latent_dataset.h"
 #include "diagnostics/attention_stats.h"
-#include "layers/vdit.h"
+#include "layers/model.h"
 
 namespace vdit {
 
@@ -15,17 +15,17 @@ struct ProbeSet {
   TokenGrid grid;       // self-attention's token grid of every probe sample
 };
 
-// The first min(probe_samples, data.size()) samples, checked to share one latent shape; `who`
-// starts the error messages (the command's name).
-ProbeSet probe_set(const VDiTConfig& config, const LatentDataset& data, int64_t probe_samples, const char* who);
+// The first min(probe_samples, data.size()) samples, checked to share one latent shape that the
+// model's patches divide; `who` starts the error messages (the command's name).
+ProbeSet probe_set(const ModelFacts& facts, const LatentDataset& data, int64_t probe_samples, const char* who);
 
 // Sample s noised to level sigma as flow matching does: (1 - sigma) x + sigma n, n normal from
 // seed noise_seed + s. [1, C, F, H, W] on the CPU.
 Tensor probe_latents(const LatentSample& sample, int64_t s, double sigma, uint64_t noise_seed);
 
-// The model's embedding (first block's input, time and text embeddings) of probe sample s at
+// The model's first stage (first block's input, time and text embeddings) of probe sample s at
 // level sigma, on the model's device.
-VDiT::Embedded embed_probe(const VDiT& model, const LatentSample& sample, int64_t s, double sigma, uint64_t noise_seed);
+std::unique_ptr<Model::Stage> embed_probe(const Model& model, const LatentSample& sample, int64_t s, double sigma, uint64_t noise_seed);
 
 // sum (a - b)^2, or sum a^2 when b is undefined: in double on the CPU; on a GPU the sum runs
 // there in fp32 and only it comes back.

@@ -30,15 +30,16 @@ double median(std::vector<double> values) {
 
 }  // namespace
 
-SparsityStudy run_sparsity_study(const VDiT& model, const LatentDataset& data, const SparsityStudyOptions& options,
+SparsityStudy run_sparsity_study(const Model& model, const LatentDataset& data, const SparsityStudyOptions& options,
                                  const std::function<void(int64_t, int64_t)>& progress) {
   NoGradScope no_grad;
   VDIT_CHECK(!options.keep.empty(), "study sparsity: no keep level given");
   for (double keep : options.keep)
     VDIT_CHECK(keep > 0.0 && keep <= 1.0, "study sparsity: keep level " << keep << " is not in (0, 1]");
   VDIT_CHECK(!options.sigmas.empty(), "study sparsity: no noise level given");
-  const ProbeSet probe = probe_set(model.config(), data, options.probe_samples, "study sparsity");
-  const int B = static_cast<int>(model.config().num_layers);
+  const ModelFacts facts = model.facts();
+  const ProbeSet probe = probe_set(facts, data, options.probe_samples, "study sparsity");
+  const int B = facts.num_blocks;
   const int64_t L = static_cast<int64_t>(options.keep.size()), T = static_cast<int64_t>(options.sigmas.size());
 
   std::vector<ErrorSums> velocity(B * L), output(B * L), all_blocks(L);
@@ -46,22 +47,22 @@ SparsityStudy run_sparsity_study(const VDiT& model, const LatentDataset& data, c
   int64_t done = 0;
   for (int64_t t = 0; t < T; ++t)
     for (int64_t s = 0; s < probe.samples; ++s) {
-      const VDiT::Embedded embedded = embed_probe(model, data.read(s), s, options.sigmas[t], options.noise_seed);
-      std::vector<Tensor> x{embedded.tokens};  // x[b]: block b's dense input; x[B] the head's
-      for (int b = 0; b < B; ++b) x.push_back(model.run_block(b, x[b], embedded));
-      const Tensor v = model.run_head(x[B], embedded);
+      const std::unique_ptr<Model::Stage> stage = embed_probe(model, data.read(s), s, options.sigmas[t], options.noise_seed);
+      std::vector<TokenStreams> x{std::move(stage->streams)};  // x[b]: block b's dense input; x[B] the head's
+      for (int b = 0; b < B; ++b) x.push_back(model.block_stage(b, x[b], *stage, nullptr));
+      const Tensor v = model.head_stage(x[B], *stage);
       for (int64_t l = 0; l < L; ++l) {
-        SparseProbe sparse(AttentionKind::Self, options.keep[l]);
+        SparseProbe sparse(main_attention(facts), options.keep[l]);
         for (int b = 0; b < B; ++b) {
-          Tensor y = model.run_block(b, x[b], embedded, &sparse);
-          output[b * L + l].add(y, x[b + 1]);
-          for (int later = b + 1; later < B; ++later) y = model.run_block(later, y, embedded);
-          velocity[b * L + l].add(model.run_head(y, embedded), v);
+          TokenStreams y = model.block_stage(b, x[b], *stage, &sparse);
+          output[b * L + l].add(y.video, x[b + 1].video);
+          for (int later = b + 1; later < B; ++later) y = model.block_stage(later, y, *stage, nullptr);
+          velocity[b * L + l].add(model.head_stage(y, *stage), v);
           if (progress) progress(++done, total);
         }
-        Tensor y = x[0];
-        for (int b = 0; b < B; ++b) y = model.run_block(b, y, embedded, &sparse);
-        all_blocks[l].add(model.run_head(y, embedded), v);
+        TokenStreams y = x[0];
+        for (int b = 0; b < B; ++b) y = model.block_stage(b, y, *stage, &sparse);
+        all_blocks[l].add(model.head_stage(y, *stage), v);
         if (progress) progress(++done, total);
       }
     }

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "data/latent_dataset.h"
-#include "layers/vdit.h"
+#include "layers/model.h"
 
 namespace vdit {
 
@@ -39,7 +39,7 @@ struct SparsityStudy {
 // block or all blocks. Runs on the model's
 // device; on a GPU the sparsified attention is the CUDA kernel's (bf16, selection exact but for
 // the cases sparse_attention_kernels.cuh states).
-SparsityStudy run_sparsity_study(const VDiT& model, const LatentDataset& data, const SparsityStudyOptions& options,
+SparsityStudy run_sparsity_study(const Model& model, const LatentDataset& data, const SparsityStudyOptions& options,
                                  const std::function<void(int64_t, int64_t)>& progress = {});
 
 // The sensitivity rule of the report: block b is sensitive at a level when its velocity error

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "layers/cogvideox_block.h"
+#include "layers/diffusers_model.h"
 #include "layers/embeddings.h"
 
 namespace vdit {
@@ -16,7 +17,7 @@ Tensor cogvideox_positions(const CogVideoXConfig& config, const std::array<int64
 // Token outputs [B, N, C * p * p] ordered (channel, row, column), channel slowest, to [B, C, F, H, W].
 Tensor unpatchify_channel_major(const Tensor& tokens, const std::array<int64_t, 3>& grid, int64_t patch);
 
-class CogVideoXModel {
+class CogVideoXModel : public DiffusersModel {
  public:
   // Checks that `params` holds exactly the config's parameters with their shapes.
   CogVideoXModel(CogVideoXConfig config, ParameterMap params);
@@ -36,13 +37,23 @@ class CogVideoXModel {
   Tensor forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context) const;
 
   const CogVideoXConfig& config() const { return config_; }
-  const ParameterMap& parameters() const { return params_; }
+  const ParameterMap& parameters() const override { return params_; }
   // Replaces parameters (same shapes; the optional temperatures joint_temperature_key(i) may be
   // added, [num_heads] or [1]) and rebuilds the layers.
-  void set_parameters(const ParameterMap& values);
+  void set_parameters(const ParameterMap& values) override;
   const std::vector<CogVideoXBlock>& blocks() const { return blocks_; }
   // Moves every parameter to `device` as VDiT::to does (frozen ones as bf16 on a GPU).
-  void to(Device device);
+  void to(Device device) override;
+  // The seam (layers/model.h; velocity, initialisation and temperatures: DiffusersModel).
+  ModelFacts facts() const override;
+  std::unique_ptr<Stage> embed_stage(const ModelInputs& inputs) const override;
+  TokenStreams block_stage(int index, const TokenStreams& in, const Stage& stage, AttentionProbe* probe) const override;
+  Tensor head_stage(const TokenStreams& in, const Stage& stage) const override;
+  std::vector<ParamSpec> parameter_specs() const override;
+  std::vector<std::string> submodules() const override;
+  bool in_submodule(const std::string& key_in_block, const std::string& sub) const override;
+  bool in_head(const std::string& key) const override;
+  Device device() const override { return patch_embed_.weight.device(); }
 
  private:
   void build_layers();

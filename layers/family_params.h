@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "autograd/check.h"
+#include "layers/model.h"
 #include "layers/parameter_map.h"
 #include "layers/vdit_config.h"
 
@@ -57,6 +59,14 @@ void replace_parameters(ParameterMap& params, const ParameterMap& values, const 
 // Moves every parameter to `device`: on a GPU frozen parameters are stored as bf16, trainable
 // ones stay float32 and keep requiring a gradient (the README's precision table; VDiT::to).
 void move_parameters(ParameterMap& params, Device device);
+
+// A staged forward's state as the family `S` made it; an error for another family's.
+template <class S>
+const S& family_stage(const Model::Stage& stage, const char* family) {
+  const auto* own = dynamic_cast<const S*>(&stage);
+  VDIT_CHECK(own, "a " << family << " block was given another family's stage");
+  return *own;
+}
 
 // Config bounds shared with Wan's (VDiTConfig::kMaxSize): `name` positive and at most `max`.
 void check_config_size(int64_t value, const char* name, int64_t max = VDiTConfig::kMaxSize);

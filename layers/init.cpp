@@ -31,6 +31,19 @@ Tensor init_wan_parameter(const std::string& key, const Shape& shape, Rng& rng) 
   return xavier_uniform(shape, rng);
 }
 
+Tensor init_diffusers_parameter(const std::string& key, const Shape& shape, Rng& rng) {
+  if (key.ends_with(".log_temperature") || key.ends_with(".bias")) return Tensor::zeros(shape);
+  if (key == "pos_frequencies") {
+    Tensor t = Tensor::empty(shape);
+    const int64_t half = shape.back();
+    for (int64_t i = 0; i < t.numel(); ++i)
+      t.data()[i] = static_cast<float>(std::pow(10000.0, -static_cast<double>(i % half) / static_cast<double>(half)));
+    return t;
+  }
+  VDIT_CHECK(key.ends_with(".weight"), "no initialisation rule for parameter '" << key << "'");
+  return shape.size() == 1 ? Tensor::full(shape, 1.0f) : xavier_uniform(shape, rng);
+}
+
 ParameterMap init_wan_parameters(const VDiTConfig& config, uint64_t seed) {
   config.validate();
   Rng rng(seed);

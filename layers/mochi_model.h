@@ -4,6 +4,7 @@
 #include <array>
 #include <vector>
 
+#include "layers/diffusers_model.h"
 #include "layers/embeddings.h"
 #include "layers/mochi_block.h"
 
@@ -16,7 +17,7 @@ struct CaptionPooler {
   Tensor operator()(const Tensor& text, const Tensor& mask) const;  // text [B, L, T], mask [B, L]
 };
 
-class MochiModel {
+class MochiModel : public DiffusersModel {
  public:
   // Checks that `params` holds exactly the config's parameters with their shapes.
   MochiModel(MochiConfig config, ParameterMap params);
@@ -39,13 +40,23 @@ class MochiModel {
                  const Tensor& context_mask = {}) const;
 
   const MochiConfig& config() const { return config_; }
-  const ParameterMap& parameters() const { return params_; }
+  const ParameterMap& parameters() const override { return params_; }
   // Replaces parameters (same shapes; the optional temperatures joint_temperature_key(i) may be
   // added, [num_heads] or [1]) and rebuilds the layers.
-  void set_parameters(const ParameterMap& values);
+  void set_parameters(const ParameterMap& values) override;
   const std::vector<MochiBlock>& blocks() const { return blocks_; }
   // Moves every parameter to `device` as VDiT::to does (frozen ones as bf16 on a GPU).
-  void to(Device device);
+  void to(Device device) override;
+  // The seam (layers/model.h; velocity, initialisation and temperatures: DiffusersModel).
+  ModelFacts facts() const override;
+  std::unique_ptr<Stage> embed_stage(const ModelInputs& inputs) const override;
+  TokenStreams block_stage(int index, const TokenStreams& in, const Stage& stage, AttentionProbe* probe) const override;
+  Tensor head_stage(const TokenStreams& in, const Stage& stage) const override;
+  std::vector<ParamSpec> parameter_specs() const override;
+  std::vector<std::string> submodules() const override;
+  bool in_submodule(const std::string& key_in_block, const std::string& sub) const override;
+  bool in_head(const std::string& key) const override;
+  Device device() const override { return patch_embed_.weight.device(); }
 
  private:
   void build_layers();

@@ -42,6 +42,11 @@ struct ModelFacts {
   bool joint_attention = false;  // text and video share one attention (else self + cross)
 };
 
+// The attention a block's tokens attend each other with: Self (Wan2.1) or Joint (Mochi, CogVideoX).
+inline AttentionKind main_attention(const ModelFacts& facts) {
+  return facts.joint_attention ? AttentionKind::Joint : AttentionKind::Self;
+}
+
 class Model {
  public:
   // What a staged forward carries from the embedding to the blocks and the head: the first
@@ -49,6 +54,7 @@ class Model {
   struct Stage {
     TokenStreams streams;
     std::array<int64_t, 3> grid{};  // tokens per (frame, row, column)
+    bool differentiable = false;    // something besides the streams requires a gradient
     virtual ~Stage() = default;
   };
 

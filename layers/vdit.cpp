@@ -3,6 +3,7 @@
 #include "autograd/check.h"
 #include "autograd/checkpoint.h"
 #include "layers/family_params.h"
+#include "layers/init.h"
 
 namespace vdit {
 
@@ -115,6 +116,79 @@ Tensor VDiT::forward(const Tensor& latents, const std::vector<double>& timesteps
     }
   }
   return run_head(x, embedded);
+}
+
+namespace {
+
+// The staged forward's state: Wan's embeddings, the first block's input moved into the streams.
+struct WanStage : Model::Stage {
+  VDiT::Embedded embedded;
+};
+
+const WanStage& wan_stage(const Model::Stage& stage) {
+  const auto* wan = dynamic_cast<const WanStage*>(&stage);
+  VDIT_CHECK(wan, "a Wan2.1 block was given another family's stage");
+  return *wan;
+}
+
+// Wan pads a caption with zero rows: a mask's padding rows become zeros.
+Tensor masked_context(const ModelInputs& inputs) {
+  if (!inputs.context_mask.defined()) return inputs.context;
+  VDIT_CHECK(inputs.context_mask.ndim() == 2 && inputs.context_mask.size(0) == inputs.context.size(0) &&
+                 inputs.context_mask.size(1) == inputs.context.size(1),
+             "context_mask must be [" << inputs.context.size(0) << ", " << inputs.context.size(1) << "], got "
+                                      << to_string(inputs.context_mask.shape()));
+  return mul(inputs.context, reshape(inputs.context_mask.to_f32().to(inputs.context.device()),
+                                     {inputs.context.size(0), inputs.context.size(1), 1}));
+}
+
+}  // namespace
+
+ModelFacts VDiT::facts() const {
+  const VDiTConfig& c = config_;
+  return {"wan2.1", static_cast<int>(c.num_layers), c.dim, c.num_heads, c.in_dim, c.out_dim, c.patch_size,
+          c.text_dim, c.text_len, false, false};
+}
+
+Tensor VDiT::velocity(const ModelInputs& inputs, AttentionProbe* probe) const {
+  return forward(inputs.latents, inputs.timesteps, masked_context(inputs), probe);
+}
+
+std::unique_ptr<Model::Stage> VDiT::embed_stage(const ModelInputs& inputs) const {
+  auto stage = std::make_unique<WanStage>();
+  stage->embedded = embed(inputs.latents, inputs.timesteps, masked_context(inputs));
+  stage->grid = stage->embedded.grid;
+  stage->differentiable = needs_grad({&stage->embedded.e0, &stage->embedded.context});
+  stage->streams.video = std::move(stage->embedded.tokens);  // held once, so that it goes once used
+  return stage;
+}
+
+TokenStreams VDiT::block_stage(int index, const TokenStreams& in, const Stage& stage, AttentionProbe* probe) const {
+  return {run_block(index, in.video, wan_stage(stage).embedded, probe), Tensor()};
+}
+
+Tensor VDiT::head_stage(const TokenStreams& in, const Stage& stage) const {
+  return run_head(in.video, wan_stage(stage).embedded);
+}
+
+Tensor VDiT::init_parameter(const std::string& key, const Shape& shape, Rng& rng) const {
+  return init_wan_parameter(key, shape, rng);
+}
+
+std::string VDiT::temperature_key(int block, AttentionKind kind) const {
+  if (kind == AttentionKind::Joint) return "";
+  return log_temperature_key(block, kind == AttentionKind::Self ? "self_attn" : "cross_attn");
+}
+
+std::vector<std::string> VDiT::submodules() const { return {"self_attn", "cross_attn", "ffn", "modulation", "norms"}; }
+
+bool VDiT::in_submodule(const std::string& name, const std::string& sub) const {
+  if (sub == "norms")
+    return name.starts_with("norm3.") || name.find(".norm_q.") != std::string::npos ||
+           name.find(".norm_k.") != std::string::npos;
+  if (sub == "self_attn" || sub == "cross_attn" || sub == "ffn") return name.starts_with(sub + ".");
+  if (sub == "modulation") return name == "modulation";
+  return false;
 }
 
 }  // namespace vdit

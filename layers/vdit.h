@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "layers/embeddings.h"
+#include "layers/model.h"
 #include "layers/parameter_map.h"
 #include "layers/vdit_config.h"
 #include "layers/wan_block.h"
@@ -16,7 +17,7 @@ namespace vdit {
 // with the config's shapes; the error names the first missing, unexpected or misshapen key.
 void check_wan_parameters(const VDiTConfig& config, const ParameterMap& params);
 
-class VDiT {
+class VDiT : public Model {
  public:
   // Checks the parameters (check_wan_parameters) and builds the layers over them.
   VDiT(VDiTConfig config, ParameterMap params);
@@ -40,22 +41,37 @@ class VDiT {
   Tensor run_head(const Tensor& x, const Embedded& embedded) const;  // -> velocity [B, out_dim, F, H, W]
 
   const VDiTConfig& config() const { return config_; }
-  const ParameterMap& parameters() const { return params_; }
+  const ParameterMap& parameters() const override { return params_; }
   // Replaces a parameter's tensor (same shape) and rebuilds the layers that hold it; used to
   // make frozen weights trainable or to reinitialise them.
   void set_parameter(const std::string& key, Tensor value);
   // The same for many parameters at once (one rebuild).
-  void set_parameters(const ParameterMap& values);
+  void set_parameters(const ParameterMap& values) override;
   const std::vector<WanBlock>& blocks() const { return blocks_; }
   // Moves every parameter to `device` and rebuilds the layers. On a CUDA device frozen
   // parameters are stored as bf16 and trainable ones stay float32 and keep requiring a gradient
   // (the README's precision table). The map's tensors are replaced: take parameter handles (an
   // optimizer's) after this call. Inputs must then be on the same device.
-  void to(Device device);
-  Device device() const { return patch_embedding_.weight.device(); }
+  void to(Device device) override;
+  Device device() const override { return patch_embedding_.weight.device(); }
   // Frozen blocks after the first trainable one keep only their input for the backward pass
   // and run forward again during it (autograd/checkpoint.h): less memory, one more forward.
-  void set_recompute_frozen_blocks(bool recompute) { recompute_frozen_ = recompute; }
+  void set_recompute_frozen_blocks(bool recompute) override { recompute_frozen_ = recompute; }
+
+  // The seam (layers/model.h). Wan2.1's text is cross-attention context, not a stream: the
+  // streams' text stays undefined, and a context_mask zeroes the padding rows (Wan pads with
+  // zeros).
+  ModelFacts facts() const override;
+  Tensor velocity(const ModelInputs& inputs, AttentionProbe* probe) const override;
+  std::unique_ptr<Stage> embed_stage(const ModelInputs& inputs) const override;
+  TokenStreams block_stage(int index, const TokenStreams& in, const Stage& stage, AttentionProbe* probe) const override;
+  Tensor head_stage(const TokenStreams& in, const Stage& stage) const override;
+  std::vector<ParamSpec> parameter_specs() const override { return wan_parameter_specs(config_); }
+  Tensor init_parameter(const std::string& key, const Shape& shape, Rng& rng) const override;
+  std::string temperature_key(int block, AttentionKind kind) const override;
+  std::vector<std::string> submodules() const override;
+  bool in_submodule(const std::string& key_in_block, const std::string& sub) const override;
+  bool in_head(const std::string& key) const override { return key.starts_with("head."); }
 
  private:
   void build_layers();

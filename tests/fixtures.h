@@ -14,6 +14,7 @@
 #include "autograd/tensor.h"
 #include "data/synthetic_data.h"
 #include "layers/init.h"
+#include "layers/vdit.h"
 #include "layers/vdit_config.h"
 
 namespace vdit::testing {
@@ -121,6 +122,10 @@ inline ParameterMap params_with_random_head(const VDiTConfig& config, uint64_t s
   p["head.head.weight"] = rng.normal_tensor(p["head.head.weight"].shape(), head_std);
   return p;
 }
+
+// A Wan model of `config` with Wan's initialisation: what the layer vocabulary and temperature
+// functions read (Model) when a test names only a config.
+inline VDiT wan_model(const VDiTConfig& config) { return VDiT(config, init_wan_parameters(config, 0)); }
 
 // Synthetic samples for the small models: latents [4, 1, 4, 4] (four tokens), context [4, 8].
 inline std::vector<LatentSample> small_synthetic_samples(int64_t count) {

@@ -6,6 +6,7 @@
 #include "autograd/ops.h"
 #include "autograd/random.h"
 #include "autograd/tape.h"
+#include "layers/vdit.h"
 #include "tests/autograd_testing.h"
 #include "tests/fixtures.h"
 #include "train/trainable.h"

@@ -11,6 +11,7 @@
 #include "diagnostics/diagnose.h"
 #include "layers/init.h"
 #include "layers/rope3d.h"
+#include "layers/vdit.h"
 #include "tests/fixtures.h"
 #include "tests/planted_sink.h"
 #include "train/trainer.h"

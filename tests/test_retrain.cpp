@@ -16,6 +16,7 @@
 #include "data/model_io.h"
 #include "data/synthetic_data.h"
 #include "layers/init.h"
+#include "layers/vdit.h"
 #include "tests/autograd_testing.h"
 #include "tests/fixtures.h"
 #include "train/checkpoint_dir.h"
@@ -131,7 +132,7 @@ TEST(Retrain, BackwardStopsAtTheFirstTrainableBlock) {
   const Tensor latents = Tensor::zeros({1, 4, 1, 4, 4}), context = Tensor::zeros({1, 4, 8});
   auto recorded_with_block = [&](int block) {
     VDiT model(loaded.config, loaded.params);
-    if (block >= 0) make_trainable(model, block_parameter_names(loaded.config, {block}), InitMode::Keep, 0);
+    if (block >= 0) make_trainable(model, block_parameter_names(model, {block}), InitMode::Keep, 0);
     Tape::clear();
     reset_tensor_memory_peak();
     const int64_t live_before = tensor_memory().live_bytes;

@@ -4,10 +4,11 @@
 #include <filesystem>
 
 #include "autograd/random.h"
+#include "autograd/tape.h"
 #include "data/hdf5_file.h"
 #include "data/video_io.h"
-#include "autograd/tape.h"
 #include "layers/init.h"
+#include "layers/vdit.h"
 #include "tests/autograd_testing.h"
 #include "tests/fixtures.h"
 #include "train/flow_matching.h"

@@ -13,6 +13,7 @@
 #include "data/hdf5_file.h"
 #include "diagnostics/self_attention_entropy.h"
 #include "layers/attention_layer.h"
+#include "layers/vdit.h"
 #include "tests/autograd_testing.h"
 #include "tests/fixtures.h"
 #include "train/perturb_study.h"

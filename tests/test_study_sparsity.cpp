@@ -6,11 +6,12 @@
 #include <cmath>
 #include <filesystem>
 
-#include "data/hdf5_file.h"
 #include "autograd/random.h"
+#include "data/hdf5_file.h"
 #include "data/model_io.h"
 #include "diagnostics/probe_set.h"
 #include "diagnostics/sparsity_study.h"
+#include "layers/vdit.h"
 #include "tests/fixtures.h"
 #include "tests/planted_sink.h"
 

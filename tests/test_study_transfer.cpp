@@ -14,6 +14,7 @@
 #include "autograd/tape.h"
 #include "data/hdf5_file.h"
 #include "layers/attention_transfer.h"
+#include "layers/vdit.h"
 #include "tests/autograd_testing.h"
 #include "tests/fixtures.h"
 #include "train/flow_matching.h"

@@ -11,6 +11,7 @@
 #include "data/model_io.h"
 #include "data/synthetic_data.h"
 #include "layers/init.h"
+#include "layers/vdit.h"
 #include "tests/autograd_testing.h"
 #include "tests/fixtures.h"
 #include "train/temperature.h"
@@ -20,6 +21,7 @@ namespace vdit {
 namespace {
 
 using testing::bit_pattern;
+using testing::wan_model;
 using testing::run_vditkit;
 using testing::ScratchDir;
 
@@ -39,7 +41,7 @@ TEST(Temperature, UnitTemperaturesLeaveTheOutputBitIdentical) {
   const VDiT plain(small_config(), small_params());
   for (const auto granularity : {TemperatureGranularity::Head, TemperatureGranularity::Block}) {
     ParameterMap params = small_params();
-    for (const auto& [key, value] : unit_temperatures(small_config(), {0, 1, 2}, granularity, /*cross_attn=*/true))
+    for (const auto& [key, value] : unit_temperatures(wan_model(small_config()), {0, 1, 2}, granularity, /*cross_attn=*/true))
       params[key] = value;
     EXPECT_EQ(bit_pattern(run(VDiT(small_config(), params))), bit_pattern(run(plain))) << to_string(granularity);
   }
@@ -47,7 +49,7 @@ TEST(Temperature, UnitTemperaturesLeaveTheOutputBitIdentical) {
 
 TEST(Temperature, TemperaturesChangeTheOutput) {
   ParameterMap params = small_params();
-  for (const auto& [key, value] : fixed_temperatures("1:2.0", small_config(), "--set-temperature")) params[key] = value;
+  for (const auto& [key, value] : fixed_temperatures("1:2.0", wan_model(small_config()), "--set-temperature")) params[key] = value;
   EXPECT_NE(bit_pattern(run(VDiT(small_config(), params))), bit_pattern(run(VDiT(small_config(), small_params()))));
 }
 
@@ -79,7 +81,7 @@ TEST(Temperature, AdapterIsRefusedForAnotherModel) {
   ScratchDir dir;
   Adapter adapter;
   adapter.model_identity = model_identity(small_config(), small_params(1));
-  adapter.log_temperatures = unit_temperatures(small_config(), {0}, TemperatureGranularity::Head, false);
+  adapter.log_temperatures = unit_temperatures(wan_model(small_config()), {0}, TemperatureGranularity::Head, false);
   write_adapter(dir / "a.h5", adapter);
   ParameterMap same = small_params(1), other = small_params(2);
   EXPECT_NO_THROW(apply_adapter(dir / "a.h5", read_adapter(dir / "a.h5"), model_identity(small_config(), same), same));
@@ -104,11 +106,11 @@ TEST(Temperature, IdentityIgnoresStorageDtypeButNotValues) {
 
 TEST(Temperature, FixedTemperatureSpecErrors) {
   const VDiTConfig c = small_config();
-  EXPECT_THROW(fixed_temperatures("1", c, "--set-temperature"), Error);
-  EXPECT_THROW(fixed_temperatures("1:abc", c, "--set-temperature"), Error);
-  EXPECT_THROW(fixed_temperatures("1:-2", c, "--set-temperature"), Error);
-  EXPECT_THROW(fixed_temperatures("9:1.5", c, "--set-temperature"), Error);
-  const ParameterMap two = fixed_temperatures("0-1:1.5;2:0.5", c, "--set-temperature");
+  EXPECT_THROW(fixed_temperatures("1", wan_model(c), "--set-temperature"), Error);
+  EXPECT_THROW(fixed_temperatures("1:abc", wan_model(c), "--set-temperature"), Error);
+  EXPECT_THROW(fixed_temperatures("1:-2", wan_model(c), "--set-temperature"), Error);
+  EXPECT_THROW(fixed_temperatures("9:1.5", wan_model(c), "--set-temperature"), Error);
+  const ParameterMap two = fixed_temperatures("0-1:1.5;2:0.5", wan_model(c), "--set-temperature");
   ASSERT_EQ(two.size(), 3u);
   EXPECT_FLOAT_EQ(std::exp(two.at(log_temperature_key(1)).item()), 1.5f);
   EXPECT_FLOAT_EQ(std::exp(two.at(log_temperature_key(2)).item()), 0.5f);

@@ -13,8 +13,10 @@
 #include "autograd/check.h"
 #include "autograd/ops.h"
 #include "autograd/random.h"
+#include "layers/vdit.h"
 #include "layers/vdit_config.h"
 #include "tests/autograd_testing.h"
+#include "tests/fixtures.h"
 #include "train/checkpoint_dir.h"
 #include "train/flow_matching.h"
 #include "train/layer_selection.h"
@@ -26,6 +28,7 @@ namespace vdit {
 namespace {
 
 using testing::all_close;
+using testing::wan_model;
 
 // A fresh directory for one test, removed afterwards.
 class ScratchDir {
@@ -174,20 +177,20 @@ std::set<std::string> names_with_prefix(const VDiTConfig& config, const std::str
 
 TEST(LayerSelection, BlocksAndRanges) {
   const VDiTConfig c = four_block_config();
-  EXPECT_EQ(parse_layer_spec("3,1", c).names, block_parameter_names(c, {1, 3}));
-  EXPECT_EQ(parse_layer_spec("1-2", c).names, block_parameter_names(c, {1, 2}));
-  EXPECT_EQ(parse_layer_spec(" 0 , 2-3 ", c).names, block_parameter_names(c, {0, 2, 3}));
-  EXPECT_EQ(parse_layer_spec("1", c).names, names_with_prefix(c, "blocks.1."));
-  EXPECT_EQ(parse_layer_spec("0", c).auto_blocks, 0);
+  EXPECT_EQ(parse_layer_spec("3,1", wan_model(c)).names, block_parameter_names(wan_model(c), {1, 3}));
+  EXPECT_EQ(parse_layer_spec("1-2", wan_model(c)).names, block_parameter_names(wan_model(c), {1, 2}));
+  EXPECT_EQ(parse_layer_spec(" 0 , 2-3 ", wan_model(c)).names, block_parameter_names(wan_model(c), {0, 2, 3}));
+  EXPECT_EQ(parse_layer_spec("1", wan_model(c)).names, names_with_prefix(c, "blocks.1."));
+  EXPECT_EQ(parse_layer_spec("0", wan_model(c)).auto_blocks, 0);
 }
 
 TEST(LayerSelection, SubModules) {
   const VDiTConfig c = four_block_config();
-  EXPECT_EQ(parse_layer_spec("2.ffn", c).names, names_with_prefix(c, "blocks.2.ffn."));
-  EXPECT_EQ(parse_layer_spec("3.self_attn", c).names, names_with_prefix(c, "blocks.3.self_attn."));
-  EXPECT_EQ(parse_layer_spec("3.cross_attn", c).names, names_with_prefix(c, "blocks.3.cross_attn."));
-  EXPECT_EQ(parse_layer_spec("1.modulation", c).names, std::set<std::string>{"blocks.1.modulation"});
-  EXPECT_EQ(parse_layer_spec("0.norms", c).names,
+  EXPECT_EQ(parse_layer_spec("2.ffn", wan_model(c)).names, names_with_prefix(c, "blocks.2.ffn."));
+  EXPECT_EQ(parse_layer_spec("3.self_attn", wan_model(c)).names, names_with_prefix(c, "blocks.3.self_attn."));
+  EXPECT_EQ(parse_layer_spec("3.cross_attn", wan_model(c)).names, names_with_prefix(c, "blocks.3.cross_attn."));
+  EXPECT_EQ(parse_layer_spec("1.modulation", wan_model(c)).names, std::set<std::string>{"blocks.1.modulation"});
+  EXPECT_EQ(parse_layer_spec("0.norms", wan_model(c)).names,
             (std::set<std::string>{"blocks.0.norm3.weight", "blocks.0.norm3.bias",
                                    "blocks.0.self_attn.norm_q.weight", "blocks.0.self_attn.norm_k.weight",
                                    "blocks.0.cross_attn.norm_q.weight", "blocks.0.cross_attn.norm_k.weight"}));
@@ -195,13 +198,13 @@ TEST(LayerSelection, SubModules) {
 
 TEST(LayerSelection, HeadEmbeddingsAllAndAuto) {
   const VDiTConfig c = four_block_config();
-  EXPECT_EQ(parse_layer_spec("head", c).names, names_with_prefix(c, "head."));
+  EXPECT_EQ(parse_layer_spec("head", wan_model(c)).names, names_with_prefix(c, "head."));
   std::set<std::string> embeddings;
   for (const char* prefix : {"patch_embedding.", "text_embedding.", "time_embedding.", "time_projection."})
     embeddings.merge(names_with_prefix(c, prefix));
-  EXPECT_EQ(parse_layer_spec("embeddings", c).names, embeddings);
-  EXPECT_EQ(parse_layer_spec("all", c).names.size(), wan_parameter_specs(c).size());
-  const LayerSelection automatic = parse_layer_spec("auto:3,head", c);
+  EXPECT_EQ(parse_layer_spec("embeddings", wan_model(c)).names, embeddings);
+  EXPECT_EQ(parse_layer_spec("all", wan_model(c)).names.size(), wan_parameter_specs(c).size());
+  const LayerSelection automatic = parse_layer_spec("auto:3,head", wan_model(c));
   EXPECT_EQ(automatic.auto_blocks, 3);
   EXPECT_EQ(automatic.names, names_with_prefix(c, "head."));
 }
@@ -219,7 +222,7 @@ TEST(LayerSelection, MalformedSpecsNameTheOffendingItem) {
   };
   for (const auto& [spec, quoted] : cases) {
     try {
-      parse_layer_spec(spec, c);
+      parse_layer_spec(spec, wan_model(c));
       ADD_FAILURE() << "'" << spec << "' was accepted";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("'" + quoted + "'"), std::string::npos)
@@ -232,9 +235,9 @@ TEST(LayerSelection, MalformedSpecsNameTheOffendingItem) {
 
 TEST(LayerSelection, FirstSelectedBlock) {
   const VDiTConfig c = four_block_config();
-  EXPECT_EQ(first_selected_block(parse_layer_spec("3,1.ffn", c).names, c), 1);
-  EXPECT_EQ(first_selected_block(parse_layer_spec("head", c).names, c), -1);
-  EXPECT_EQ(first_selected_block({}, c), 4);
+  EXPECT_EQ(first_selected_block(parse_layer_spec("3,1.ffn", wan_model(c)).names, wan_model(c)), 1);
+  EXPECT_EQ(first_selected_block(parse_layer_spec("head", wan_model(c)).names, wan_model(c)), -1);
+  EXPECT_EQ(first_selected_block({}, wan_model(c)), 4);
 }
 
 // --- run state and random streams ---

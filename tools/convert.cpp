@@ -1,7 +1,7 @@
 // vditkit convert: between safetensors (original or diffusers layout) and vditkit .h5.
 #include <iostream>
 
-#include "data/model_io.h"
+#include "data/model_families.h"
 #include "tools/command.h"
 
 namespace vdit::cli {
@@ -24,11 +24,12 @@ int run_convert(int argc, char** argv) {
   if (layout != "original" && layout != "diffusers") throw UsageError("--layout must be original or diffusers");
   LoadOptions load;
   load.config_path = config;
-  const LoadedModel m = load_model(in, load);
+  const LoadedFamilyModel m = load_family_model(in, load);
   ModelFormat format = model_format_for(out);
   if (format != ModelFormat::H5 && layout == "diffusers") format = ModelFormat::SafetensorsDiffusers;
-  save_model(out, m.config, m.params, format, bf16);
-  std::cout << "converted " << in << " (" << m.format << ", " << m.params.size() << " tensors) to " << out << "\n";
+  save_family_model(out, *m.model, format, bf16);
+  std::cout << "converted " << in << " (" << m.model->facts().family << ", " << m.format << ", "
+            << m.model->parameters().size() << " tensors) to " << out << "\n";
   return 0;
 }
 

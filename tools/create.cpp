@@ -1,9 +1,9 @@
-// vditkit create: a freshly initialised Wan2.1-architecture model (for demos, tests and
-// benchmarks), written as .h5 or safetensors.
+// vditkit create: a freshly initialised model of any family (for demos, tests and benchmarks),
+// written as .h5 or safetensors.
 #include <iostream>
 
-#include "data/model_io.h"
-#include "layers/init.h"
+#include "autograd/check.h"
+#include "data/model_families.h"
 #include "tools/command.h"
 
 namespace vdit::cli {
@@ -17,7 +17,7 @@ int run_create(int argc, char** argv) {
   bool bf16 = false;
   float head_std = 0.0f;
   options.add_options()
-      ("preset", po::value(&preset)->default_value("tiny"), "architecture: tiny, pixel-tiny, wan-1.3b or wan-14b")
+      ("preset", po::value(&preset)->default_value("tiny"), "architecture: tiny, pixel-tiny, wan-1.3b, wan-14b, mochi-tiny, mochi-1, cogvideox-tiny or cogvideox-2b")
       ("layers", po::value(&layers)->default_value(0), "number of blocks (0: the preset's)")
       ("seed", po::value(&seed)->default_value(0), "initialisation seed")
       ("layout", po::value(&layout)->default_value("original"), "safetensors key layout: original or diffusers")
@@ -27,22 +27,23 @@ int run_create(int argc, char** argv) {
       ("out", po::value(&out)->required(), "output: FILE.h5, FILE.safetensors or a directory");
   const po::variables_map vm = parse_options(argc, argv, "vditkit create --out FILE [--preset tiny]", options);
   if (vm.empty()) return 0;
-  VDiTConfig config = VDiTConfig::preset(preset);
-  if (layers > 0) config.num_layers = layers;
   if (layout != "original" && layout != "diffusers") throw UsageError("--layout must be original or diffusers");
   ModelFormat format = model_format_for(out);
   if (format != ModelFormat::H5 && layout == "diffusers") format = ModelFormat::SafetensorsDiffusers;
-  ParameterMap params = init_wan_parameters(config, seed);
+  const std::unique_ptr<Model> model = create_family_model(preset, layers, seed);
   if (head_std > 0) {
+    const auto head = model->parameters().find("head.head.weight");
+    VDIT_CHECK(head != model->parameters().end(), "--head-std: a " << model->facts().family
+                                                                   << " model's initialisation does not zero its head");
     Rng rng(seed + 1);
-    params["head.head.weight"] = rng.normal_tensor(params["head.head.weight"].shape(), head_std);
+    model->set_parameters({{head->first, rng.normal_tensor(head->second.shape(), head_std)}});
   }
-  save_model(out, config, params, format, bf16);
-  std::cout << "wrote " << out << " (" << preset << ", " << config.num_layers << " blocks, seed " << seed << ")\n";
+  save_family_model(out, *model, format, bf16);
+  std::cout << "wrote " << out << " (" << preset << ", " << model->facts().num_blocks << " blocks, seed " << seed << ")\n";
   return 0;
 }
 
-const RegisterCommand reg("create", "write a freshly initialised model (tiny or Wan2.1-shaped)", run_create);
+const RegisterCommand reg("create", "write a freshly initialised model (a tiny or a released shape of any family)", run_create);
 
 }  // namespace
 }  // namespace vdit::cli

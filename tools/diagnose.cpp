@@ -42,7 +42,7 @@ int run_diagnose(int argc, char** argv) {
   for (double& sigma : options.sigmas) sigma = shift_sigma(sigma, shift);
   const Device device = device_flag.device();
 
-  const std::unique_ptr<VDiT> model =
+  const std::unique_ptr<Model> model =
       load_run_model(model_path, config, frozen_bf16 || device.is_cuda(), adapter, set_temperature);
   model->to(device);
   const LatentDataset dataset = LatentDataset::open(data);

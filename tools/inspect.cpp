@@ -7,7 +7,7 @@
 #include <map>
 
 #include "data/adapter.h"
-#include "data/model_io.h"
+#include "data/model_families.h"
 #include "tools/command.h"
 
 namespace vdit::cli {
@@ -23,24 +23,28 @@ std::string human_count(int64_t n) {
   return buf;
 }
 
-// "blocks.3.ffn.0.weight" -> "blocks.3"; "patch_embedding.weight" -> "patch_embedding".
-std::string group_of(const std::string& key) {
+// "blocks.3.ffn.0.weight" -> ("blocks.3", 3), as every family names its blocks' parameters;
+// "patch_embedding.weight" -> ("patch_embedding", -1).
+std::pair<std::string, int> group_of(const std::string& key) {
   const size_t dot = key.find('.');
-  if (key.rfind("blocks.", 0) == 0) return key.substr(0, key.find('.', dot + 1));
-  return key.substr(0, dot);
+  const size_t next = dot == std::string::npos ? dot : key.find('.', dot + 1);
+  const std::string second = next == std::string::npos ? "" : key.substr(dot + 1, next - dot - 1);
+  if (!second.empty() && second.size() <= 9 && std::all_of(second.begin(), second.end(), ::isdigit))
+    return {key.substr(0, next), std::stoi(second)};
+  return {key.substr(0, dot), -1};
 }
 
 // The adapter's temperatures tau = exp(log tau) as a table, one row per block and attention.
-void print_adapter(const std::string& path, const LoadedModel& m) {
+void print_adapter(const std::string& path, const Model& m) {
   const Adapter a = read_adapter(path);
-  ParameterMap params = m.params;
-  apply_adapter(path, a, model_identity(m.config, params), params);  // refuses an adapter made for another model
+  ParameterMap params;
+  apply_adapter(path, a, family_model_identity(m), params);  // refuses an adapter made for another model
   std::cout << "\nadapter " << path << " (model " << a.model_identity << "): temperature tau per head\n";
-  std::printf("  %-26s", "parameter");
-  for (int64_t h = 0; h < m.config.num_heads; ++h) std::printf(" %6lld", static_cast<long long>(h));
+  std::printf("  %-34s", "parameter");
+  for (int64_t h = 0; h < m.facts().num_heads; ++h) std::printf(" %6lld", static_cast<long long>(h));
   std::printf("\n");
   for (const auto& [key, log_tau] : a.log_temperatures) {
-    std::printf("  %-26s", key.substr(0, key.size() - 16).c_str());
+    std::printf("  %-34s", key.substr(0, key.size() - 16).c_str());
     for (float v : log_tau.to_vector()) std::printf(" %6.3f", std::exp(v));
     std::printf("%s\n", log_tau.numel() == 1 ? "  (all heads)" : "");
   }
@@ -59,41 +63,43 @@ int run_inspect(int argc, char** argv) {
   if (vm.empty()) return 0;
   LoadOptions load;
   load.config_path = config;
-  const LoadedModel m = load_model(model, load);
-  const VDiTConfig& c = m.config;
-  std::cout << model << ": " << m.format << "\n"
-            << "config: dim " << c.dim << ", ffn_dim " << c.ffn_dim << ", heads " << c.num_heads << " (head_dim "
-            << c.head_dim() << "), blocks " << c.num_layers << ", in/out " << c.in_dim << "/" << c.out_dim
-            << ", text " << c.text_len << "x" << c.text_dim << ", freq_dim " << c.freq_dim << ", patch "
-            << c.patch_size[0] << "x" << c.patch_size[1] << "x" << c.patch_size[2] << ", eps " << c.eps
-            << ", qk_norm " << c.qk_norm << ", cross_attn_norm " << c.cross_attn_norm << "\n";
+  const LoadedFamilyModel m = load_family_model(model, load);
+  const ModelFacts c = m.model->facts();
+  std::cout << model << ": " << c.family << ", " << m.format << "\n"
+            << "shape: dim " << c.dim << ", heads " << c.num_heads << " (head_dim " << c.dim / c.num_heads << "), blocks "
+            << c.num_blocks << ", in/out " << c.in_channels << "/" << c.out_channels << ", text "
+            << (c.exact_text_len ? "exactly " : "up to ") << c.text_len << "x" << c.text_dim << ", patch " << c.patch[0]
+            << "x" << c.patch[1] << "x" << c.patch[2] << ", attention "
+            << (c.joint_attention ? "joint (video and text)" : "self + cross") << "\n"
+            << "config: " << family_config_json(*m.model).dump() << "\n";
   std::map<std::string, int64_t> per_dtype, per_group_count;
-  std::map<std::string, int64_t> per_group;
+  std::map<std::string, int64_t> per_group, group_block;
   std::vector<std::string> order;
   int64_t total = 0;
-  for (const auto& [key, tensor] : m.params) {
-    const std::string group = group_of(key);
+  const ParameterMap& params = m.model->parameters();
+  for (const auto& [key, tensor] : params) {
+    const auto [group, block] = group_of(key);
+    group_block[group] = block;
     if (!per_group.count(group)) order.push_back(group);
     per_group[group] += tensor.numel();
     per_group_count[group] += 1;
     per_dtype[m.dtypes.at(key)] += tensor.numel();
     total += tensor.numel();
   }
-  std::cout << "parameters: " << total << " (" << human_count(total) << ") in " << m.params.size() << " tensors;";
+  std::cout << "parameters: " << total << " (" << human_count(total) << ") in " << params.size() << " tensors;";
   for (const auto& [dtype, n] : per_dtype) std::cout << " " << dtype << " " << human_count(n);
   std::cout << "\n\n  group               tensors  parameters\n";
   // Blocks in numeric order, then everything else.
-  std::sort(order.begin(), order.end(), [](const std::string& a, const std::string& b) {
-    const bool ba = a.rfind("blocks.", 0) == 0, bb = b.rfind("blocks.", 0) == 0;
-    if (ba != bb) return !ba;
-    if (ba) return std::stoi(a.substr(7)) < std::stoi(b.substr(7));
-    return a < b;
+  std::sort(order.begin(), order.end(), [&](const std::string& a, const std::string& b) {
+    const int ba = group_block[a], bb = group_block[b];
+    if ((ba >= 0) != (bb >= 0)) return ba < 0;
+    return ba >= 0 ? ba < bb : a < b;
   });
   for (const std::string& g : order) {
     std::printf("  %-18s %8lld  %10lld\n", g.c_str(), static_cast<long long>(per_group_count[g]),
                 static_cast<long long>(per_group[g]));
   }
-  if (!adapter.empty()) print_adapter(adapter, m);
+  if (!adapter.empty()) print_adapter(adapter, *m.model);
   return 0;
 }
 

@@ -48,9 +48,9 @@ int run_sample(int argc, char** argv) {
   flags.device.device();  // bad flags are reported before the model loads
   const TransferSteps steps = parse_transfer_steps(transfer_steps, flags.options.steps);
 
-  const std::unique_ptr<VDiT> model = flags.load_model();
-  const VDiTConfig& c = model->config();
-  for (const std::string& path : {out, source_out}) check_sample_path(path, c.in_dim);
+  const std::unique_ptr<Model> model = flags.load_model();
+  const ModelFacts c = model->facts();
+  for (const std::string& path : {out, source_out}) check_sample_path(path, c.in_channels);
   Tensor context;
   if (!prompt.empty()) context = prompt_context(prompt, c);
   if (!context_path.empty()) {
@@ -63,7 +63,7 @@ int run_sample(int argc, char** argv) {
   const auto progress = [&](int64_t step, int64_t) { line.update(step, ""); };
   Tensor x, source;
   if (transfer) {
-    const TransferTarget target{context, parse_block_list(transfer_layers, c, "--transfer-layers")};
+    const TransferTarget target{context, parse_block_list(transfer_layers, *model, "--transfer-layers")};
     const std::vector<Tensor> both =
         sample_with_transfer(*model, flags.latent_shape(c), prompt_context(transfer_from, c), {target}, o, steps, progress);
     source = both[0];

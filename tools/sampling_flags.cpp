@@ -26,10 +26,10 @@ void SamplingFlags::add_to(po::options_description& d) {
   device.add_to(d);
 }
 
-std::unique_ptr<VDiT> SamplingFlags::load_model() const {
+std::unique_ptr<Model> SamplingFlags::load_model() const {
   latent_size();  // a bad --size or --frames is reported before a large model loads
   const Device where = device.device();
-  std::unique_ptr<VDiT> m = load_run_model(model, config, where.is_cuda(), adapter, set_temperature);
+  std::unique_ptr<Model> m = load_run_model(model, config, where.is_cuda(), adapter, set_temperature);
   m->to(where);
   return m;
 }
@@ -39,9 +39,9 @@ FrameSize SamplingFlags::latent_size() const {
   return parse_size(size);
 }
 
-Shape SamplingFlags::latent_shape(const VDiTConfig& c) const {
+Shape SamplingFlags::latent_shape(const ModelFacts& c) const {
   const FrameSize s = latent_size();
-  return {c.in_dim, frames, s.height, s.width};
+  return {c.in_channels, frames, s.height, s.width};
 }
 
 std::string SamplingFlags::settings_text(const Shape& shape) const {
@@ -75,6 +75,6 @@ void write_sample(const std::string& path, const Tensor& sample, int fps) {
   }
 }
 
-Tensor prompt_context(const std::string& prompt, const VDiTConfig& c) { return embed_caption(prompt, c.text_dim, c.text_len); }
+Tensor prompt_context(const std::string& prompt, const ModelFacts& c) { return embed_caption(prompt, c.text_dim, c.text_len); }
 
 }  // namespace vdit::cli

@@ -3,7 +3,7 @@
 // clip's shape, the sampler's settings and the device, with one meaning everywhere.
 #include <memory>
 
-#include "layers/vdit.h"
+#include "layers/model.h"
 #include "tools/device_flag.h"
 #include "train/transfer_sampling.h"
 
@@ -17,9 +17,9 @@ struct SamplingFlags {
 
   void add_to(po::options_description& description);
   // Loads --model (with --config, --adapter, --set-temperature) onto --device.
-  std::unique_ptr<VDiT> load_model() const;
+  std::unique_ptr<Model> load_model() const;
   // [in_dim, --frames, H, W] of --size.
-  Shape latent_shape(const VDiTConfig& config) const;
+  Shape latent_shape(const ModelFacts& facts) const;
   // "frames F, size HxW, steps N, guidance G, shift S, seed K" for a report of a clip of `shape`.
   std::string settings_text(const Shape& shape) const;
 
@@ -38,6 +38,6 @@ void write_sample(const std::string& path, const Tensor& sample, int fps);
 void check_sample_path(const std::string& path, int64_t in_dim);
 
 // A prompt's context [L, text_dim] (the stand-in word table, as make-dataset embeds captions).
-Tensor prompt_context(const std::string& prompt, const VDiTConfig& config);
+Tensor prompt_context(const std::string& prompt, const ModelFacts& facts);
 
 }  // namespace vdit::cli

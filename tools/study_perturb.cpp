@@ -80,10 +80,10 @@ int run_study_perturb(int argc, char** argv) {
   const AttentionReplacement mode = mode_name == "identity" ? AttentionReplacement::Identity : AttentionReplacement::Uniform;
   flags.device.device();  // bad flags are reported before the model loads
 
-  const std::unique_ptr<VDiT> model = flags.load_model();
-  const VDiTConfig& c = model->config();
-  const std::vector<int> blocks = parse_block_list(layers, c, "--layers");
-  const bool pixels = c.in_dim == 3;
+  const std::unique_ptr<Model> model = flags.load_model();
+  const ModelFacts c = model->facts();
+  const std::vector<int> blocks = parse_block_list(layers, *model, "--layers");
+  const bool pixels = c.in_channels == 3;
   std::filesystem::create_directories(out);
   const Shape shape = flags.latent_shape(c);
   const SamplingOptions& o = flags.options;

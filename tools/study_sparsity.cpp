@@ -50,12 +50,12 @@ int run_study_sparsity(int argc, char** argv) {
     throw UsageError("--sensitive-ratio must be at least 1 and --sensitive-floor at least 0");
   const Device device = device_flag.device();
 
-  const std::unique_ptr<VDiT> model =
+  const std::unique_ptr<Model> model =
       load_run_model(model_path, config, frozen_bf16 || device.is_cuda(), adapter, set_temperature);
   model->to(device);
   const LatentDataset dataset = LatentDataset::open(data);
   const int64_t runs = static_cast<int64_t>(options.sigmas.size() * options.keep.size()) *
-                       std::min<int64_t>(options.probe_samples, dataset.size()) * (model->config().num_layers + 1);
+                       std::min<int64_t>(options.probe_samples, dataset.size()) * (model->facts().num_blocks + 1);
   ProgressLine line("study sparsity", runs);
   SparsityStudy study = run_sparsity_study(*model, dataset, options, [&](int64_t done, int64_t) { line.update(done, ""); });
   line.finish();

@@ -95,10 +95,10 @@ int run_study_transfer(int argc, char** argv) {
   flags.device.device();  // bad flags are reported before the model loads
   const TransferSteps steps = parse_transfer_steps(steps_spec, flags.options.steps);
 
-  const std::unique_ptr<VDiT> model = flags.load_model();
-  const VDiTConfig& c = model->config();
-  const std::vector<int> blocks = parse_block_list(blocks_spec, c, "--blocks");
-  const bool pixels = c.in_dim == 3;
+  const std::unique_ptr<Model> model = flags.load_model();
+  const ModelFacts c = model->facts();
+  const std::vector<int> blocks = parse_block_list(blocks_spec, *model, "--blocks");
+  const bool pixels = c.in_channels == 3;
   std::filesystem::create_directories(out);
   const Shape shape = flags.latent_shape(c);
   const SamplingOptions& o = flags.options;

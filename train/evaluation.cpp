@@ -5,7 +5,7 @@
 
 namespace vdit {
 
-double evaluate_loss(const VDiT& model, const LatentDataset& data, const std::vector<double>& sigmas, uint64_t seed) {
+double evaluate_loss(const Model& model, const LatentDataset& data, const std::vector<double>& sigmas, uint64_t seed) {
   NoGradScope no_grad;
   double total = 0.0;
   for (int64_t i = 0; i < data.size(); ++i) {
@@ -17,7 +17,8 @@ double evaluate_loss(const VDiT& model, const LatentDataset& data, const std::ve
     for (double sigma : sigmas) {
       const NoisyBatch batch =
           make_noisy_batch_at(reshape(sample.latents, latents), {sigma}, LossWeighting::None, noise_rng).to(model.device());
-      const Tensor velocity = model.forward(batch.x_sigma, {1000.0 * sigma}, reshape(sample.context, context).to(model.device()));
+      const Tensor velocity =
+          model.velocity({batch.x_sigma, {1000.0 * sigma}, reshape(sample.context, context).to(model.device()), {}}, nullptr);
       total += flow_matching_loss(velocity, batch).item();
     }
   }

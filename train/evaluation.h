@@ -6,11 +6,11 @@
 #include <vector>
 
 #include "data/latent_dataset.h"
-#include "layers/vdit.h"
+#include "layers/model.h"
 
 namespace vdit {
 
-double evaluate_loss(const VDiT& model, const LatentDataset& data, const std::vector<double>& sigmas = {0.25, 0.5, 0.75},
+double evaluate_loss(const Model& model, const LatentDataset& data, const std::vector<double>& sigmas = {0.25, 0.5, 0.75},
                      uint64_t seed = 1234);
 
 }  // namespace vdit

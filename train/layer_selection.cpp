@@ -19,22 +19,22 @@ int parse_number(const std::string& text) {
   return text.size() > 9 ? std::numeric_limits<int>::max() : std::stoi(text);
 }
 
-int parse_block_index(const std::string& text, const std::string& item, const VDiTConfig& config,
+int parse_block_index(const std::string& text, const std::string& item, const Model& model,
                       const std::string& flag = "--layers") {
   const int index = parse_number(text);
+  const int blocks = model.facts().num_blocks;
   VDIT_CHECK(index >= 0, flag << ": '" << item << "' is not a block index"
                               << (flag == "--layers" ? ", range, sub-module, all, head, embeddings or auto:K" : " or range"));
-  VDIT_CHECK(index < config.num_layers,
-             flag << ": block " << text << " in '" << item << "' does not exist (the model has "
-                  << config.num_layers << " blocks, 0-" << config.num_layers - 1 << ")");
+  VDIT_CHECK(index < blocks, flag << ": block " << text << " in '" << item << "' does not exist (the model has "
+                                  << blocks << " blocks, 0-" << blocks - 1 << ")");
   return index;
 }
 
 // "first-last" as the blocks it names.
-std::vector<int> parse_block_range(const std::string& item, size_t dash, const VDiTConfig& config,
+std::vector<int> parse_block_range(const std::string& item, size_t dash, const Model& model,
                                    const std::string& flag) {
-  const int first = parse_block_index(item.substr(0, dash), item, config, flag);
-  const int last = parse_block_index(item.substr(dash + 1), item, config, flag);
+  const int first = parse_block_index(item.substr(0, dash), item, model, flag);
+  const int last = parse_block_index(item.substr(dash + 1), item, model, flag);
   VDIT_CHECK(first <= last, flag << ": range '" << item << "' is empty");
   std::vector<int> blocks;
   for (int b = first; b <= last; ++b) blocks.push_back(b);
@@ -57,79 +57,81 @@ std::vector<std::string> spec_items(const std::string& spec, const std::string& 
   return items;
 }
 
-// Does parameter `name` (relative to its block, e.g. "self_attn.q.weight") belong to `sub`?
-bool in_submodule(const std::string& name, const std::string& sub) {
-  auto starts = [&](const char* prefix) { return name.rfind(prefix, 0) == 0; };
-  if (sub == "norms")
-    return starts("norm3.") || name.find(".norm_q.") != std::string::npos ||
-           name.find(".norm_k.") != std::string::npos;
-  if (sub == "self_attn" || sub == "cross_attn" || sub == "ffn") return starts((sub + ".").c_str());
-  if (sub == "modulation") return name == "modulation";
-  return false;
+// "blocks.3.ffn.0.weight" -> "ffn.0.weight" (every family names block parameters <blocks>.<i>.<rest>).
+std::string name_in_block(const std::string& name) {
+  const size_t first = name.find('.');
+  return name.substr(name.find('.', first + 1) + 1);
 }
 
-void add_item(const std::string& item, const VDiTConfig& config, LayerSelection& selection) {
-  const std::vector<ParamSpec> specs = wan_parameter_specs(config);
+// The names a block's sub-modules go by, for errors: "self_attn, cross_attn, ffn".
+std::string submodule_list(const Model& model) {
+  std::string list;
+  for (const std::string& sub : model.submodules()) list += (list.empty() ? "" : ", ") + sub;
+  return list;
+}
+
+void add_item(const std::string& item, const Model& model, LayerSelection& selection) {
+  const std::vector<ParamSpec> specs = model.parameter_specs();
+  const int blocks = model.facts().num_blocks;
   if (item == "all") {
     for (const ParamSpec& s : specs) selection.names.insert(s.name);
   } else if (item == "head" || item == "embeddings") {
     for (const ParamSpec& s : specs)
-      if (s.block < 0 && (s.name.rfind("head.", 0) == 0) == (item == "head")) selection.names.insert(s.name);
+      if (s.block < 0 && model.in_head(s.name) == (item == "head")) selection.names.insert(s.name);
   } else if (item.rfind("auto:", 0) == 0) {
     const int k = parse_number(item.substr(5));
-    VDIT_CHECK(k > 0 && k <= config.num_layers, "--layers: '" << item << "' needs 1 <= K <= " << config.num_layers);
+    VDIT_CHECK(k > 0 && k <= blocks, "--layers: '" << item << "' needs 1 <= K <= " << blocks);
     selection.auto_blocks = k;
   } else if (size_t dot = item.find('.'); dot != std::string::npos) {
-    const int block = parse_block_index(item.substr(0, dot), item, config);
+    const int block = parse_block_index(item.substr(0, dot), item, model);
     const std::string sub = item.substr(dot + 1);
-    const std::string prefix = "blocks." + std::to_string(block) + ".";
     size_t before = selection.names.size();
-    for (const ParamSpec& s : wan_block_parameter_specs(config, block))
-      if (in_submodule(s.name.substr(prefix.size()), sub)) selection.names.insert(s.name);
+    for (const ParamSpec& s : specs)
+      if (s.block == block && model.in_submodule(name_in_block(s.name), sub)) selection.names.insert(s.name);
     VDIT_CHECK(selection.names.size() > before,
-               "--layers: '" << item << "': unknown sub-module '" << sub
-                             << "' (self_attn, cross_attn, ffn, modulation, norms)");
+               "--layers: '" << item << "': unknown sub-module '" << sub << "' (" << submodule_list(model) << ")");
   } else if (size_t dash = item.find('-'); dash != std::string::npos) {
-    for (const std::string& n : block_parameter_names(config, parse_block_range(item, dash, config, "--layers")))
+    for (const std::string& n : block_parameter_names(model, parse_block_range(item, dash, model, "--layers")))
       selection.names.insert(n);
   } else {
-    for (const std::string& n : block_parameter_names(config, {parse_block_index(item, item, config)}))
+    for (const std::string& n : block_parameter_names(model, {parse_block_index(item, item, model)}))
       selection.names.insert(n);
   }
 }
 
 }  // namespace
 
-LayerSelection parse_layer_spec(const std::string& spec, const VDiTConfig& config) {
+LayerSelection parse_layer_spec(const std::string& spec, const Model& model) {
   LayerSelection selection;
-  for (const std::string& item : spec_items(spec, "--layers")) add_item(item, config, selection);
+  for (const std::string& item : spec_items(spec, "--layers")) add_item(item, model, selection);
   return selection;
 }
 
-std::vector<int> parse_block_list(const std::string& spec, const VDiTConfig& config, const std::string& flag) {
+std::vector<int> parse_block_list(const std::string& spec, const Model& model, const std::string& flag) {
   std::set<int> blocks;
   for (const std::string& item : spec_items(spec, flag)) {
     if (item == "all") {
-      for (int b = 0; b < config.num_layers; ++b) blocks.insert(b);
+      for (int b = 0; b < model.facts().num_blocks; ++b) blocks.insert(b);
     } else if (size_t dash = item.find('-'); dash != std::string::npos) {
-      for (int b : parse_block_range(item, dash, config, flag)) blocks.insert(b);
+      for (int b : parse_block_range(item, dash, model, flag)) blocks.insert(b);
     } else {
-      blocks.insert(parse_block_index(item, item, config, flag));
+      blocks.insert(parse_block_index(item, item, model, flag));
     }
   }
   return {blocks.begin(), blocks.end()};
 }
 
-std::set<std::string> block_parameter_names(const VDiTConfig& config, const std::vector<int>& blocks) {
+std::set<std::string> block_parameter_names(const Model& model, const std::vector<int>& blocks) {
+  const std::set<int> wanted(blocks.begin(), blocks.end());
   std::set<std::string> names;
-  for (int b : blocks)
-    for (const ParamSpec& s : wan_block_parameter_specs(config, b)) names.insert(s.name);
+  for (const ParamSpec& s : model.parameter_specs())
+    if (wanted.count(s.block)) names.insert(s.name);
   return names;
 }
 
-int first_selected_block(const std::set<std::string>& names, const VDiTConfig& config) {
-  int first = static_cast<int>(config.num_layers);
-  for (const ParamSpec& s : wan_parameter_specs(config))
+int first_selected_block(const std::set<std::string>& names, const Model& model) {
+  int first = model.facts().num_blocks;
+  for (const ParamSpec& s : model.parameter_specs())
     if (names.count(s.name)) first = std::min(first, s.block);
   return first;
 }

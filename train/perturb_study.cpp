@@ -6,18 +6,20 @@
 
 namespace vdit {
 
-PerturbStudy run_perturb_study(const VDiT& model, const Shape& latent_shape, const Tensor& context,
+PerturbStudy run_perturb_study(const Model& model, const Shape& latent_shape, const Tensor& context,
                                const std::vector<int>& blocks, AttentionReplacement mode,
                                const SamplingOptions& options,
                                const std::function<void(int64_t, int64_t)>& progress) {
   VDIT_CHECK(!blocks.empty(), "perturbation study: no blocks chosen");
+  VDIT_CHECK(!model.facts().joint_attention, "perturbation study replaces self-attention maps (Wan2.1); a "
+                                                 << model.facts().family << " model's attention is joint over video and text");
   const int64_t total = options.steps * static_cast<int64_t>(blocks.size() + 2);
   int64_t done = 0;
   auto steps = [&](int64_t step, int64_t) {
     if (progress) progress(done + step, total);
   };
   PerturbStudy study;
-  SelfAttentionEntropy entropy(model.config().num_layers);
+  SelfAttentionEntropy entropy(model.facts().num_blocks);
   study.reference = sample(model, latent_shape, context, options, steps, &entropy);
   done += options.steps;
   study.entropy = entropy.mean_entropy();

@@ -28,7 +28,7 @@ struct PerturbStudy {
 };
 
 // `progress(done, total)` counts Euler steps over all the study's samples.
-PerturbStudy run_perturb_study(const VDiT& model, const Shape& latent_shape, const Tensor& context,
+PerturbStudy run_perturb_study(const Model& model, const Shape& latent_shape, const Tensor& context,
                                const std::vector<int>& blocks, AttentionReplacement mode,
                                const SamplingOptions& options,
                                const std::function<void(int64_t, int64_t)>& progress = {});

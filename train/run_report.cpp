@@ -40,9 +40,9 @@ std::string loss_curve_html(const std::string& log_path) {
          polyline + "\"/></svg><figcaption>" + caption + "</figcaption></figure>\n";
 }
 
-std::string validation_samples_html(const VDiT& model, const LatentDataset& data, int64_t count, double shift,
+std::string validation_samples_html(const Model& model, const LatentDataset& data, int64_t count, double shift,
                                     const std::string& dir) {
-  if (model.config().in_dim != 3 || count <= 0) return "";
+  if (model.facts().in_channels != 3 || count <= 0) return "";
   if (!video_io_available()) return "<h2>Samples</h2>\n<p>None: this build has no video I/O (-DVDITKIT_VIDEO=OFF).</p>\n";
   std::string html = "<h2>Samples</h2>\n<p>20 Euler steps, guidance 3, with the captions of the first probe samples "
                      "(frames left to right; the MP4 beside each).</p>\n";

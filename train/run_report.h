@@ -4,7 +4,7 @@
 #include <string>
 
 #include "data/latent_dataset.h"
-#include "layers/vdit.h"
+#include "layers/model.h"
 
 namespace vdit {
 
@@ -15,7 +15,7 @@ std::string loss_curve_html(const std::string& log_path);
 // steps, guidance 3, the run's `shift`, seed = sample index), writes DIR/sample_<i>.mp4 and
 // its frames as PNGs, and returns the HTML showing them. Empty for latent-space models, which
 // cannot be looked at without a VAE.
-std::string validation_samples_html(const VDiT& model, const LatentDataset& data, int64_t count, double shift,
+std::string validation_samples_html(const Model& model, const LatentDataset& data, int64_t count, double shift,
                                     const std::string& dir);
 
 }  // namespace vdit

@@ -13,24 +13,30 @@ bool is_guided(const Tensor& context, const SamplingOptions& options) {
   return context.defined() && options.guidance != 1.0;
 }
 
-Tensor sampling_text(const VDiTConfig& c, const Tensor& context, bool guided, Device device) {
-  Tensor text = Tensor::zeros({guided ? 2 : 1, c.text_len, c.text_dim});
+SamplingText sampling_text(const ModelFacts& c, const Tensor& context, bool guided, Device device) {
+  const int64_t rows = guided ? 2 : 1;
+  Tensor text = Tensor::zeros({rows, c.text_len, c.text_dim});
+  Tensor mask = Tensor::zeros({rows, c.text_len});
+  int64_t real = 1;
   if (context.defined()) {
     VDIT_CHECK(context.ndim() == 2 && context.size(1) == c.text_dim && context.size(0) <= c.text_len,
                "sample: context must be [L <= " << c.text_len << ", " << c.text_dim << "], got "
                                                 << to_string(context.shape()));
     std::copy(context.data(), context.data() + context.numel(), text.data());
+    real = std::max<int64_t>(context.size(0), 1);
   }
-  return text.to(device);
+  std::fill(mask.data(), mask.data() + real, 1.0f);
+  mask.data()[(rows - 1) * c.text_len] = 1.0f;  // the empty context's one row
+  return {text.to(device), mask.to(device)};
 }
 
-std::vector<Tensor> sample_lockstep(const VDiT& model, const Shape& latent_shape, int64_t streams, bool guided,
+std::vector<Tensor> sample_lockstep(const Model& model, const Shape& latent_shape, int64_t streams, bool guided,
                                     const SamplingOptions& options, const LockstepDenoiser& denoise,
                                     const std::function<void(int64_t, int64_t)>& progress) {
   NoGradScope no_grad;
-  const VDiTConfig& c = model.config();
-  VDIT_CHECK(latent_shape.size() == 4 && latent_shape[0] == c.in_dim,
-             "sample: latents must be [" << c.in_dim << ", F, H, W], got " << to_string(latent_shape));
+  const int64_t channels = model.facts().in_channels;
+  VDIT_CHECK(latent_shape.size() == 4 && latent_shape[0] == channels,
+             "sample: latents must be [" << channels << ", F, H, W], got " << to_string(latent_shape));
   VDIT_CHECK(options.steps >= 1, "sample: --steps must be at least 1");
   Shape batched = latent_shape;
   batched.insert(batched.begin(), 1);
@@ -62,12 +68,12 @@ std::vector<Tensor> sample_lockstep(const VDiT& model, const Shape& latent_shape
   return samples;
 }
 
-Tensor sample(const VDiT& model, const Shape& latent_shape, const Tensor& context, const SamplingOptions& options,
+Tensor sample(const Model& model, const Shape& latent_shape, const Tensor& context, const SamplingOptions& options,
               const std::function<void(int64_t, int64_t)>& progress, AttentionProbe* probe) {
   const bool guided = is_guided(context, options);
-  const Tensor text = sampling_text(model.config(), context, guided, model.device());
+  const SamplingText text = sampling_text(model.facts(), context, guided, model.device());
   const LockstepDenoiser denoise = [&](const std::vector<Tensor>& inputs, const std::vector<double>& timesteps, int64_t) {
-    return std::vector<Tensor>{model.forward(inputs[0], timesteps, text, probe)};
+    return std::vector<Tensor>{model.velocity({inputs[0], timesteps, text.context, text.mask}, probe)};
   };
   return sample_lockstep(model, latent_shape, 1, guided, options, denoise, progress).front();
 }

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <functional>
 
-#include "layers/vdit.h"
+#include "layers/model.h"
 
 namespace vdit {
 
@@ -21,16 +21,21 @@ struct SamplingOptions {
 // unconditional sample. Runs on the model's device: the noise is drawn on the host (the same on
 // every device), the sample is carried in float32 and returned on the host, [C, F, H, W].
 // `progress(step, steps)` after each step. A probe sees (and may replace) every attention call.
-Tensor sample(const VDiT& model, const Shape& latent_shape, const Tensor& context, const SamplingOptions& options,
+Tensor sample(const Model& model, const Shape& latent_shape, const Tensor& context, const SamplingOptions& options,
               const std::function<void(int64_t, int64_t)>& progress = {}, AttentionProbe* probe = nullptr);
 
 // Whether sampling with `context` and `options` runs the model on a guidance pair.
 bool is_guided(const Tensor& context, const SamplingOptions& options);
 
 // The model's text input for `context` on `device`: [2, text_len, text_dim] (the context
-// zero-padded, then the empty context) when guided, else [1, text_len, text_dim]. Zero rows are
-// exactly what the model pads a shorter context with, so the empty context is all zeros.
-Tensor sampling_text(const VDiTConfig& config, const Tensor& context, bool guided, Device device);
+// zero-padded, then the empty context) when guided, else [1, text_len, text_dim], and its mask
+// [B, text_len]: the context's rows real, at least one (the empty context is one zero row), the
+// padding not. Zero rows are exactly what Wan2.1 pads a shorter context with; Mochi-1 leaves
+// the padding out; CogVideoX-2b takes exactly text_len rows, padding included.
+struct SamplingText {
+  Tensor context, mask;
+};
+SamplingText sampling_text(const ModelFacts& facts, const Tensor& context, bool guided, Device device);
 
 // One model evaluation of every stream at step `step` (from 0): inputs[i] is stream i's latents
 // as the model takes them ([2, C, F, H, W], the same latents twice, when guided: the
@@ -41,7 +46,7 @@ using LockstepDenoiser =
 
 // `streams` samples stepped together from the same noise (the seed's), each by the Euler and
 // guidance rule above on what `denoise` returns; as `sample` for each, on the host.
-std::vector<Tensor> sample_lockstep(const VDiT& model, const Shape& latent_shape, int64_t streams, bool guided,
+std::vector<Tensor> sample_lockstep(const Model& model, const Shape& latent_shape, int64_t streams, bool guided,
                                     const SamplingOptions& options, const LockstepDenoiser& denoise,
                                     const std::function<void(int64_t, int64_t)>& progress = {});
 

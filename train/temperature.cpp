@@ -17,18 +17,21 @@ std::string to_string(TemperatureGranularity granularity) {
   return granularity == TemperatureGranularity::Head ? "head" : "block";
 }
 
-ParameterMap unit_temperatures(const VDiTConfig& config, const std::vector<int>& blocks,
-                               TemperatureGranularity granularity, bool cross_attn) {
-  const Shape shape = {granularity == TemperatureGranularity::Head ? config.num_heads : 1};
+ParameterMap unit_temperatures(const Model& model, const std::vector<int>& blocks, TemperatureGranularity granularity,
+                               bool cross_attn) {
+  const ModelFacts facts = model.facts();
+  VDIT_CHECK(!cross_attn || !model.temperature_key(0, AttentionKind::Cross).empty(),
+             "a " << facts.family << " model has no cross-attention whose temperature could be tuned");
+  const Shape shape = {granularity == TemperatureGranularity::Head ? facts.num_heads : 1};
   ParameterMap params;
   for (int b : blocks) {
-    params[log_temperature_key(b, "self_attn")] = Tensor::zeros(shape);
-    if (cross_attn) params[log_temperature_key(b, "cross_attn")] = Tensor::zeros(shape);
+    params[model.temperature_key(b, main_attention(model.facts()))] = Tensor::zeros(shape);
+    if (cross_attn) params[model.temperature_key(b, AttentionKind::Cross)] = Tensor::zeros(shape);
   }
   return params;
 }
 
-ParameterMap fixed_temperatures(const std::string& spec, const VDiTConfig& config, const std::string& flag) {
+ParameterMap fixed_temperatures(const std::string& spec, const Model& model, const std::string& flag) {
   ParameterMap params;
   size_t begin = 0;
   while (begin < spec.size()) {
@@ -46,8 +49,8 @@ ParameterMap fixed_temperatures(const std::string& spec, const VDiTConfig& confi
       VDIT_FAIL(flag << ": '" << item.substr(colon + 1) << "' is not a number");
     }
     VDIT_CHECK(tau > 0.0 && std::isfinite(tau), flag << ": temperature " << tau << " must be positive");
-    for (int b : parse_block_list(item.substr(0, colon), config, flag))
-      params[log_temperature_key(b, "self_attn")] = Tensor::full({1}, static_cast<float>(std::log(tau)));
+    for (int b : parse_block_list(item.substr(0, colon), model, flag))
+      params[model.temperature_key(b, main_attention(model.facts()))] = Tensor::full({1}, static_cast<float>(std::log(tau)));
     begin = end + 1;
   }
   VDIT_CHECK(!params.empty(), flag << ": no temperature given");

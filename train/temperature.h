@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "layers/parameter_map.h"
-#include "layers/vdit_config.h"
+#include "layers/model.h"
 
 namespace vdit {
 
@@ -13,14 +13,14 @@ enum class TemperatureGranularity { Head, Block };  // one tau per head, or one 
 TemperatureGranularity parse_temperature_granularity(const std::string& name);  // "head" | "block"
 std::string to_string(TemperatureGranularity granularity);
 
-// Log temperatures of zero (tau = 1: the model is unchanged) for the self-attention of
-// `blocks`, and their cross-attention too when `cross_attn`: [num_heads] or [1] each.
-ParameterMap unit_temperatures(const VDiTConfig& config, const std::vector<int>& blocks,
-                               TemperatureGranularity granularity, bool cross_attn);
+// Log temperatures of zero (tau = 1: the model is unchanged) for the main attention of
+// `blocks`, and their cross-attention too when `cross_attn` (Wan2.1 only): [num_heads] or [1] each.
+ParameterMap unit_temperatures(const Model& model, const std::vector<int>& blocks, TemperatureGranularity granularity,
+                               bool cross_attn);
 
 // "BLOCKS:VALUE[;BLOCKS:VALUE...]" (blocks as for --blocks: "0-2", "3,7", "all"): a fixed
-// self-attention temperature tau = VALUE > 0 for those blocks, as log-temperature parameters
+// main-attention temperature tau = VALUE > 0 for those blocks, as log-temperature parameters
 // [1]. Errors name `flag`.
-ParameterMap fixed_temperatures(const std::string& spec, const VDiTConfig& config, const std::string& flag);
+ParameterMap fixed_temperatures(const std::string& spec, const Model& model, const std::string& flag);
 
 }  // namespace vdit

@@ -12,7 +12,7 @@
 #include "data/adapter.h"
 #include "data/atomic_file.h"
 #include "data/hdf5_file.h"
-#include "data/model_io.h"
+#include "data/model_families.h"
 #include "optim/grad_clip.h"
 #include "train/checkpoint_dir.h"
 #include "train/layer_selection.h"
@@ -30,16 +30,20 @@ namespace {
 constexpr uint64_t kSigmaStream = 0x5349474d41ull, kNoiseStream = 0x4e4f495345ull, kDataStream = 0x44415441ull;
 
 // Every sample must fit the model; the error names the sample.
-void check_data_fits(const LatentDataset& data, const VDiTConfig& c) {
+void check_data_fits(const LatentDataset& data, const ModelFacts& c) {
   for (int64_t i = 0; i < data.size(); ++i) {
     const Shape& l = data.latent_shape(i);
     const Shape& x = data.context_shape(i);
-    VDIT_CHECK(l[0] == c.in_dim, data.where(i) << ": latents have " << l[0] << " channels, the model takes " << c.in_dim);
+    VDIT_CHECK(l[0] == c.in_channels,
+               data.where(i) << ": latents have " << l[0] << " channels, the model takes " << c.in_channels);
     for (int a = 0; a < 3; ++a)
-      VDIT_CHECK(l[1 + a] % c.patch_size[a] == 0, data.where(i) << ": latents " << to_string(l)
-                                                                << " are not divisible by the patch size");
+      VDIT_CHECK(l[1 + a] % c.patch[a] == 0, data.where(i) << ": latents " << to_string(l)
+                                                           << " are not divisible by the patch size");
     VDIT_CHECK(x[1] == c.text_dim, data.where(i) << ": context width " << x[1] << " is not text_dim " << c.text_dim);
     VDIT_CHECK(x[0] <= c.text_len, data.where(i) << ": context has " << x[0] << " tokens, more than text_len " << c.text_len);
+    VDIT_CHECK(!c.exact_text_len || x[0] == c.text_len,
+               data.where(i) << ": context has " << x[0] << " rows; a " << c.family << " model needs exactly "
+                             << c.text_len << " (pad the captions: make-dataset --pad-context-to " << c.text_len << ")");
   }
 }
 
@@ -101,26 +105,28 @@ Tensor batch_rows(const Tensor& t, BatchShare share) {
 
 }  // namespace
 
-std::unique_ptr<VDiT> load_run_model(const std::string& path, const std::string& config_path, bool frozen_bf16,
-                                     const std::string& adapter, const std::string& fixed_temperature,
-                                     std::string* identity) {
+std::unique_ptr<Model> load_run_model(const std::string& path, const std::string& config_path, bool frozen_bf16,
+                                      const std::string& adapter, const std::string& fixed_temperature,
+                                      std::string* identity) {
   // The identity an adapter is tied to is that of the weights as stored, whatever precision they
   // are held in (a GPU holds them as bf16): it is taken before they are narrowed.
   const bool needs_identity = identity || !adapter.empty();
   LoadOptions load;
   load.config_path = config_path;
   load.frozen_bf16 = frozen_bf16 && !needs_identity;
-  LoadedModel m = load_model(path, load);
+  std::unique_ptr<Model> model = load_family_model(path, load).model;
+  ParameterMap changed;
   if (needs_identity) {
-    const std::string base = model_identity(m.config, m.params);
+    const std::string base = family_model_identity(*model);
     if (identity) *identity = base;
     if (frozen_bf16)
-      for (auto& [key, value] : m.params) value = value.to_bf16();
-    if (!adapter.empty()) apply_adapter(adapter, read_adapter(adapter), base, m.params);
+      for (const auto& [key, value] : model->parameters()) changed[key] = value.to_bf16();
+    if (!adapter.empty()) apply_adapter(adapter, read_adapter(adapter), base, changed);
   }
   if (!fixed_temperature.empty())
-    for (const auto& [key, value] : fixed_temperatures(fixed_temperature, m.config, "--set-temperature")) m.params[key] = value;
-  return std::make_unique<VDiT>(m.config, std::move(m.params));
+    for (const auto& [key, value] : fixed_temperatures(fixed_temperature, *model, "--set-temperature")) changed[key] = value;
+  if (!changed.empty()) model->set_parameters(changed);
+  return model;
 }
 
 std::string start_report_dir(const std::string& run_dir) { return (fs::path(run_dir) / "diagnostics-start").string(); }
@@ -148,23 +154,22 @@ Retrainer::Retrainer(RetrainOptions options, DataParallel& group)
   const bool tuning = options_.tune_temperature;
   const bool frozen_bf16 = options_.frozen_bf16 || options_.device.is_cuda();
   if (resuming) {
-    LoadedModel loaded = load_model((fs::path(options_.resume) / "model.h5").string());
-    model_ = std::make_unique<VDiT>(loaded.config, std::move(loaded.params));
+    model_ = load_family_model((fs::path(options_.resume) / "model.h5").string()).model;
     if (tuning) base_identity_ = read_adapter((fs::path(options_.resume) / "adapter.h5").string()).model_identity;
   } else {
     model_ = load_run_model(options_.model, options_.config, frozen_bf16, options_.adapter, "",
                             tuning ? &base_identity_ : nullptr);
   }
   model_->set_recompute_frozen_blocks(options_.recompute_frozen);
-  const VDiTConfig& config = model_->config();
-  check_data_fits(data_, config);
+  const ModelFacts facts = model_->facts();
+  check_data_fits(data_, facts);
   if (!options_.teacher.empty()) {
     teacher_ = load_run_model(options_.teacher, "", frozen_bf16, options_.teacher_adapter,
                               options_.teacher_temperature);
     teacher_->to(options_.device);
-    const VDiTConfig& t = teacher_->config();
-    VDIT_CHECK(t.in_dim == config.in_dim && t.out_dim == config.out_dim && t.patch_size == config.patch_size &&
-                   t.text_dim == config.text_dim,
+    const ModelFacts t = teacher_->facts();
+    VDIT_CHECK(t.in_channels == facts.in_channels && t.out_channels == facts.out_channels && t.patch == facts.patch &&
+                   t.text_dim == facts.text_dim,
                options_.teacher << ": the teacher's inputs and outputs differ from the model's");
   }
 
@@ -174,7 +179,7 @@ Retrainer::Retrainer(RetrainOptions options, DataParallel& group)
 
   std::set<std::string> names;
   if (tuning) {
-    const ParameterMap units = unit_temperatures(config, parse_block_list(options_.temperature_blocks, config, "--blocks"),
+    const ParameterMap units = unit_temperatures(*model_, parse_block_list(options_.temperature_blocks, *model_, "--blocks"),
                                                  options_.granularity, options_.cross_attn_temperature);
     ParameterMap missing;  // temperatures an adapter already set keep their values
     for (const auto& [key, value] : units) {
@@ -183,7 +188,7 @@ Retrainer::Retrainer(RetrainOptions options, DataParallel& group)
     }
     model_->set_parameters(missing);
   } else {
-    const LayerSelection selection = parse_layer_spec(options_.layers, config);
+    const LayerSelection selection = parse_layer_spec(options_.layers, *model_);
     names = selection.names;
     if (selection.auto_blocks > 0) {
       // auto:K: the K blocks the starting model's diagnostics rank worst. A resume finds them
@@ -191,7 +196,7 @@ Retrainer::Retrainer(RetrainOptions options, DataParallel& group)
       if (!start_report_) start_report_ = std::make_unique<DiagnosticsReport>(diagnose_now("start"));
       const std::vector<int> ranked = rank_blocks_worst_first(*start_report_);
       const std::vector<int> worst(ranked.begin(), ranked.begin() + std::min<size_t>(selection.auto_blocks, ranked.size()));
-      for (const std::string& n : block_parameter_names(config, worst)) names.insert(n);
+      for (const std::string& n : block_parameter_names(*model_, worst)) names.insert(n);
     }
     VDIT_CHECK(!names.empty(), "--layers " << options_.layers << " selects no parameter");
   }
@@ -286,14 +291,13 @@ nlohmann::json Retrainer::step() {
     NoisyBatch noisy = make_noisy_batch_with(batch.latents, {sigmas.begin() + share.begin, sigmas.begin() + share.end},
                                              options_.flow.weighting, batch_rows(noise, share))
                            .to(device);
-    const Tensor context = batch.context.to(device);
-    std::vector<double> timesteps;
-    for (double s : noisy.sigmas) timesteps.push_back(1000.0 * s);
+    ModelInputs inputs{noisy.x_sigma, {}, batch.context.to(device), {}};
+    for (double s : noisy.sigmas) inputs.timesteps.push_back(1000.0 * s);
     if (teacher_) {
       NoGradScope no_grad;
-      noisy.target = teacher_->forward(noisy.x_sigma, timesteps, context);
+      noisy.target = teacher_->velocity(inputs, nullptr);
     }
-    const Tensor loss = flow_matching_loss(model_->forward(noisy.x_sigma, timesteps, context), noisy);
+    const Tensor loss = flow_matching_loss(model_->velocity(inputs, nullptr), noisy);
     // The share's mean loss weighted by its part of the batch: the ranks' terms (and their
     // gradients) add up to the batch's mean.
     const int64_t part = share.end - share.begin;
@@ -352,7 +356,7 @@ std::string Retrainer::save_checkpoint() {
   saved.noise_rng = noise_rng_.state();
   saved.data_rng = data_rng_.state();
   last_checkpoint_ = write_checkpoint_atomically(options_.out, state_.step, [&](const std::string& dir) {
-    save_model((fs::path(dir) / "model.h5").string(), model_->config(), model_->parameters(), ModelFormat::H5);
+    save_family_model((fs::path(dir) / "model.h5").string(), *model_, ModelFormat::H5);
     optimizer_->save((fs::path(dir) / "optimizer.h5").string());
     saved.save((fs::path(dir) / "state").string());
     if (options_.tune_temperature) write_adapter((fs::path(dir) / "adapter.h5").string(), adapter());

@@ -13,7 +13,7 @@
 #include "data/latent_dataset.h"
 #include "diagnostics/diagnostics_report.h"
 #include "diagnostics/thresholds.h"
-#include "layers/vdit.h"
+#include "layers/model.h"
 #include "optim/optimizer.h"
 #include "train/batch_sampler.h"
 #include "train/data_parallel.h"
@@ -52,7 +52,7 @@ class Retrainer {
                      const std::function<void(const nlohmann::json&)>& after_step = {});
 
   int64_t current_step() const { return state_.step; }
-  const VDiT& model() const { return *model_; }
+  const Model& model() const { return *model_; }
   const LatentDataset& data() const { return data_; }
   const std::vector<TrainableParameter>& trainable() const { return optimizer_->parameters(); }
   const RetrainOptions& options() const { return options_; }
@@ -74,8 +74,8 @@ class Retrainer {
   RetrainOptions options_;
   DataParallel& group_;
   GradientSum sum_gradients_;
-  std::unique_ptr<VDiT> model_;
-  std::unique_ptr<VDiT> teacher_;    // distillation target, or null
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Model> teacher_;    // distillation target, or null
   std::string base_identity_;        // of the base model, for the adapter of a temperature run
   LatentDataset data_;
   std::unique_ptr<BatchSampler> sampler_;
@@ -89,9 +89,10 @@ class Retrainer {
 };
 
 // A model as a run starts from: weights, then an adapter, then fixed temperatures (each optional).
-std::unique_ptr<VDiT> load_run_model(const std::string& path, const std::string& config_path, bool frozen_bf16,
-                                     const std::string& adapter, const std::string& fixed_temperature,
-                                     std::string* identity = nullptr);
+// Any family's (data/model_families.h).
+std::unique_ptr<Model> load_run_model(const std::string& path, const std::string& config_path, bool frozen_bf16,
+                                      const std::string& adapter, const std::string& fixed_temperature,
+                                      std::string* identity = nullptr);
 
 // RUN_DIR/diagnostics-start: the report on the model a run started from.
 std::string start_report_dir(const std::string& run_dir);

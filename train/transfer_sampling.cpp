@@ -7,47 +7,48 @@
 
 namespace vdit {
 
-std::vector<Tensor> sample_with_transfer(const VDiT& model, const Shape& latent_shape, const Tensor& source_context,
+std::vector<Tensor> sample_with_transfer(const Model& model, const Shape& latent_shape, const Tensor& source_context,
                                          const std::vector<TransferTarget>& targets, const SamplingOptions& options,
                                          const TransferSteps& steps,
                                          const std::function<void(int64_t, int64_t)>& progress) {
-  const VDiTConfig& c = model.config();
+  const ModelFacts c = model.facts();
+  VDIT_CHECK(!c.joint_attention, "attention transfer moves self-attention maps (Wan2.1); a " << c.family
+                                     << " model's attention is joint over video and text");
   VDIT_CHECK(source_context.defined(), "attention transfer: the source needs a prompt or context");
   for (const TransferTarget& t : targets) {
     VDIT_CHECK(t.context.defined(), "attention transfer: every target needs a prompt or context");
     for (int b : t.blocks)
-      VDIT_CHECK(b >= 0 && b < c.num_layers, "attention transfer: block " << b << " out of range (the model has "
-                                                                         << c.num_layers << " blocks)");
+      VDIT_CHECK(b >= 0 && b < c.num_blocks, "attention transfer: block " << b << " out of range (the model has "
+                                                                         << c.num_blocks << " blocks)");
   }
   const bool guided = is_guided(source_context, options);
   const Device device = model.device();
-  std::vector<Tensor> texts{sampling_text(c, source_context, guided, device)};
+  std::vector<SamplingText> texts{sampling_text(c, source_context, guided, device)};
   for (const TransferTarget& t : targets) texts.push_back(sampling_text(c, t.context, guided, device));
 
   const LockstepDenoiser denoise = [&](const std::vector<Tensor>& inputs, const std::vector<double>& timesteps,
                                        int64_t step) {
     // Stream 0 is the source; each block runs it first, then every target, as forward() would.
-    std::vector<VDiT::Embedded> embedded;
-    std::vector<Tensor> hidden;
+    std::vector<std::unique_ptr<Model::Stage>> stages;
+    std::vector<TokenStreams> hidden;
     for (size_t s = 0; s < inputs.size(); ++s) {
-      embedded.push_back(model.embed(inputs[s], timesteps, texts[s]));
-      hidden.push_back(embedded.back().tokens);
-      embedded.back().tokens = Tensor();  // held in `hidden` only, so that it goes once used
+      stages.push_back(model.embed_stage({inputs[s], timesteps, texts[s].context, texts[s].mask}));
+      hidden.push_back(std::move(stages.back()->streams));  // held in `hidden` only, so that it goes once used
     }
     const bool transferring = steps.contains(step);
-    for (int b = 0; b < c.num_layers; ++b) {
+    for (int b = 0; b < c.num_blocks; ++b) {
       auto transfers = [&](const TransferTarget& t) {
         return transferring && std::find(t.blocks.begin(), t.blocks.end(), b) != t.blocks.end();
       };
       SelfAttentionRecorder recorder;
       const bool any = std::any_of(targets.begin(), targets.end(), transfers);
-      hidden[0] = model.run_block(b, hidden[0], embedded[0], any ? &recorder : nullptr);
+      hidden[0] = model.block_stage(b, hidden[0], *stages[0], any ? &recorder : nullptr);
       SelfAttentionTransfer transfer(recorder);
       for (size_t t = 0; t < targets.size(); ++t)
-        hidden[t + 1] = model.run_block(b, hidden[t + 1], embedded[t + 1], transfers(targets[t]) ? &transfer : nullptr);
+        hidden[t + 1] = model.block_stage(b, hidden[t + 1], *stages[t + 1], transfers(targets[t]) ? &transfer : nullptr);
     }
     std::vector<Tensor> outputs;
-    for (size_t s = 0; s < inputs.size(); ++s) outputs.push_back(model.run_head(hidden[s], embedded[s]));
+    for (size_t s = 0; s < inputs.size(); ++s) outputs.push_back(model.head_stage(hidden[s], *stages[s]));
     return outputs;
   };
   return sample_lockstep(model, latent_shape, static_cast<int64_t>(targets.size()) + 1, guided, options, denoise,

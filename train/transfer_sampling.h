@@ -26,7 +26,7 @@ struct TransferSteps {
 // `sample` with its own context wherever the transfer has nothing to change (a target without
 // blocks, or one whose context is the source's). Both contexts are needed (no unconditional
 // source or target).
-std::vector<Tensor> sample_with_transfer(const VDiT& model, const Shape& latent_shape, const Tensor& source_context,
+std::vector<Tensor> sample_with_transfer(const Model& model, const Shape& latent_shape, const Tensor& source_context,
                                          const std::vector<TransferTarget>& targets, const SamplingOptions& options,
                                          const TransferSteps& steps,
                                          const std::function<void(int64_t, int64_t)>& progress = {});

@@ -18,7 +18,7 @@ SampleComparison compare(const Tensor& sample, const Tensor& source, const Tenso
 
 }  // namespace
 
-TransferStudy run_transfer_study(const VDiT& model, const Shape& latent_shape, const Tensor& source_context,
+TransferStudy run_transfer_study(const Model& model, const Shape& latent_shape, const Tensor& source_context,
                                  const Tensor& target_context, const std::vector<int>& blocks,
                                  const SamplingOptions& options, const TransferSteps& steps,
                                  const std::function<void(int64_t, int64_t)>& progress) {

@@ -30,7 +30,7 @@ struct TransferStudy {
 };
 
 // All samples in one lockstep run (the source runs once for every target).
-TransferStudy run_transfer_study(const VDiT& model, const Shape& latent_shape, const Tensor& source_context,
+TransferStudy run_transfer_study(const Model& model, const Shape& latent_shape, const Tensor& source_context,
                                  const Tensor& target_context, const std::vector<int>& blocks,
                                  const SamplingOptions& options, const TransferSteps& steps,
                                  const std::function<void(int64_t, int64_t)>& progress = {});
