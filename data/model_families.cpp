@@ -182,19 +182,32 @@ nlohmann::json diffusers_preset(const std::string& name, int64_t layers) {
   return config;
 }
 
+// Wan2.1's preset of that name; an error listing every family's presets otherwise.
+VDiTConfig wan_preset(const std::string& preset) {
+  try {
+    return VDiTConfig::preset(preset);
+  } catch (const Error&) {
+    VDIT_FAIL("unknown preset '" << preset
+                                 << "' (known: tiny, pixel-tiny, wan-1.3b, wan-14b, mochi-tiny, mochi-1, "
+                                    "cogvideox-tiny, cogvideox-2b)");
+  }
+}
+
 }  // namespace
+
+PresetDataShape preset_data_shape(const std::string& preset) {
+  const nlohmann::json config = diffusers_preset(preset, 0);
+  if (config.is_null()) {
+    const VDiTConfig wan = wan_preset(preset);
+    return {wan.in_dim, wan.text_dim};
+  }
+  return {config["in_channels"].get<int64_t>(), config["text_embed_dim"].get<int64_t>()};
+}
 
 std::unique_ptr<Model> create_family_model(const std::string& preset, int64_t layers, uint64_t seed) {
   const nlohmann::json config = diffusers_preset(preset, layers);
   if (config.is_null()) {
-    VDiTConfig wan;
-    try {
-      wan = VDiTConfig::preset(preset);
-    } catch (const Error&) {
-      VDIT_FAIL("unknown preset '" << preset
-                                   << "' (known: tiny, pixel-tiny, wan-1.3b, wan-14b, mochi-tiny, mochi-1, "
-                                      "cogvideox-tiny, cogvideox-2b)");
-    }
+    VDiTConfig wan = wan_preset(preset);
     if (layers > 0) wan.num_layers = layers;
     return std::make_unique<VDiT>(wan, init_wan_parameters(wan, seed));
   }

@@ -43,6 +43,12 @@ void save_family_model(const std::string& path, const Model& model, ModelFormat 
 // data (16 channels, 8 text rows of width 64). An unknown name is an error listing them.
 std::unique_ptr<Model> create_family_model(const std::string& preset, int64_t layers, uint64_t seed);
 
+// What data for a preset's model holds: latent channels and text width.
+struct PresetDataShape {
+  int64_t channels = 0, text_dim = 0;
+};
+PresetDataShape preset_data_shape(const std::string& preset);
+
 // The config.json of the model's release: Wan2.1's in the original layout, the others' in
 // diffusers' (with _class_name).
 nlohmann::json family_config_json(const Model& model);

@@ -3,8 +3,8 @@
 #include <iostream>
 
 #include "data/latent_dataset.h"
+#include "data/model_families.h"
 #include "data/synthetic_data.h"
-#include "layers/vdit_config.h"
 #include "tools/command.h"
 
 namespace vdit::cli {
@@ -15,7 +15,7 @@ int run_make_data(int argc, char** argv) {
   std::string preset = "tiny", out;
   po::options_description options;
   options.add_options()
-      ("preset", po::value(&preset)->default_value(preset), "model the data is for (channels, text width): tiny, wan-1.3b, wan-14b")
+      ("preset", po::value(&preset)->default_value(preset), "model the data is for (channels, text width): any create preset")
       ("samples", po::value(&spec.samples)->default_value(spec.samples), "number of samples")
       ("frames", po::value(&spec.frames)->default_value(spec.frames), "latent frames F")
       ("height", po::value(&spec.height)->default_value(spec.height), "latent height H")
@@ -25,9 +25,9 @@ int run_make_data(int argc, char** argv) {
       ("out", po::value(&out)->required(), "output .h5");
   const po::variables_map vm = parse_options(argc, argv, "vditkit make-data --out D.h5 [--preset tiny]", options);
   if (vm.empty()) return 0;
-  const VDiTConfig config = VDiTConfig::preset(preset);
-  spec.channels = config.in_dim;
-  spec.text_dim = config.text_dim;
+  const PresetDataShape shape = preset_data_shape(preset);
+  spec.channels = shape.channels;
+  spec.text_dim = shape.text_dim;
   write_latent_dataset(out, make_synthetic_samples(spec));
   std::cout << "wrote " << spec.samples << " samples of latents [" << spec.channels << ", " << spec.frames << ", "
             << spec.height << ", " << spec.width << "] and context [" << spec.context_len << ", " << spec.text_dim
