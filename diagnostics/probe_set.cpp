@@ -24,14 +24,16 @@ Tensor probe_latents(const LatentSample& sample, int64_t s, double sigma, uint64
   return add(scale(reshape(sample.latents, shape), static_cast<float>(1.0 - sigma)), scale(noise, static_cast<float>(sigma)));
 }
 
+ModelInputs sample_inputs(const Tensor& latents, double timestep, const LatentSample& sample, Device device) {
+  const int64_t rows = sample.context.size(0);
+  return {latents.to(device), {timestep}, reshape(sample.context, {1, rows, sample.context.size(1)}).to(device),
+          sample.context_mask.defined() ? reshape(sample.context_mask, {1, rows}).to(device) : Tensor()};
+}
+
 std::unique_ptr<Model::Stage> embed_probe(const Model& model, const LatentSample& sample, int64_t s, double sigma,
                                           uint64_t noise_seed) {
-  Shape context_shape = sample.context.shape();
-  context_shape.insert(context_shape.begin(), 1);
-  return model.embed_stage({probe_latents(sample, s, sigma, noise_seed).to(model.device()),
-                            {1000.0 * sigma},
-                            reshape(sample.context, context_shape).to(model.device()),
-                            {}});
+  return model.embed_stage(
+      sample_inputs(probe_latents(sample, s, sigma, noise_seed), 1000.0 * sigma, sample, model.device()));
 }
 
 double sum_squared_difference(const Tensor& a, const Tensor& b) {

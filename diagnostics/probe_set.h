@@ -23,6 +23,10 @@ ProbeSet probe_set(const ModelFacts& facts, const LatentDataset& data, int64_t p
 // seed noise_seed + s. [1, C, F, H, W] on the CPU.
 Tensor probe_latents(const LatentSample& sample, int64_t s, double sigma, uint64_t noise_seed);
 
+// One sample's model inputs on `device`: latents [1, C, F, H, W] as given, the sample's context
+// [1, L, text_dim] and its mask [1, L] (undefined when it has none), at `timestep`.
+ModelInputs sample_inputs(const Tensor& latents, double timestep, const LatentSample& sample, Device device);
+
 // The model's first stage (first block's input, time and text embeddings) of probe sample s at
 // level sigma, on the model's device.
 std::unique_ptr<Model::Stage> embed_probe(const Model& model, const LatentSample& sample, int64_t s, double sigma, uint64_t noise_seed);

@@ -6,6 +6,7 @@
 #include "autograd/tape.h"
 #include "data/finite_check.h"
 #include "data/hdf5_file.h"
+#include "data/latent_dataset.h"
 #include "train/trainer.h"
 #include "tools/command.h"
 #include "tools/device_flag.h"
@@ -46,7 +47,7 @@ int run_forward(int argc, char** argv) {
   const Tensor latents = in.read("latents");
   const double t = in.read_number("timestep");
   const Tensor context = in.read("context");
-  const Tensor mask = in.has("context_mask") ? in.read("context_mask") : Tensor();
+  const Tensor mask = read_context_mask(in, "/", context.size(0));
   if (!allow_nonfinite) {
     check_finite(latents, input + ": dataset 'latents'");
     check_finite(context, input + ": dataset 'context'");
@@ -64,8 +65,6 @@ int run_forward(int argc, char** argv) {
              input << ": context has " << context.size(0) << " tokens, more than text_len " << c.text_len);
   VDIT_CHECK(!c.exact_text_len || context.size(0) == c.text_len,
              input << ": context has " << context.size(0) << " rows; a " << c.family << " model needs exactly " << c.text_len);
-  VDIT_CHECK(!mask.defined() || mask.shape() == (Shape{context.size(0)}),
-             input << ": context_mask must be [" << context.size(0) << "], got " << to_string(mask.shape()));
 
   NoGradScope no_grad;
   Shape batched = latents.shape();

@@ -291,7 +291,8 @@ nlohmann::json Retrainer::step() {
     NoisyBatch noisy = make_noisy_batch_with(batch.latents, {sigmas.begin() + share.begin, sigmas.begin() + share.end},
                                              options_.flow.weighting, batch_rows(noise, share))
                            .to(device);
-    ModelInputs inputs{noisy.x_sigma, {}, batch.context.to(device), {}};
+    ModelInputs inputs{noisy.x_sigma, {}, batch.context.to(device),
+                       batch.context_mask.defined() ? batch.context_mask.to(device) : Tensor()};
     for (double s : noisy.sigmas) inputs.timesteps.push_back(1000.0 * s);
     if (teacher_) {
       NoGradScope no_grad;
