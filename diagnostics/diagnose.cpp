@@ -61,6 +61,7 @@ class StatsProbe : public AttentionProbe {
   StatsProbe(const TokenGrid& grid, const AttentionStatsOptions& options, double sparse_keep)
       : grid_(grid), options_(options), sparse_keep_(sparse_keep) {}
   Tensor observe(const AttentionCall& call) override {
+    VDIT_CHECK(call.kind != AttentionKind::Joint, "diagnose: block " << call.block << ": joint attention is not yet diagnosed");
     const bool self = call.kind == AttentionKind::Self;
     const float scale = attention_scale(call.options, call.q);
     const std::vector<float> tau = temperatures(call.options, call.q.size(2));
