@@ -13,6 +13,7 @@
 #include "data/latent_dataset.h"
 #include "diagnostics/diagnose.h"
 #include "layers/init.h"
+#include "layers/vdit.h"
 
 namespace vdit::bench {
 

@@ -20,6 +20,7 @@
 #include "diagnostics/diagnose.h"
 #include "diagnostics/sparse_attention.h"
 #include "layers/init.h"
+#include "layers/vdit.h"
 #if VDITKIT_CUDA
 #include <nvtx3/nvToolsExt.h>
 
