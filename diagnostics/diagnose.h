@@ -1,6 +1,7 @@
 #pragma once
 // Measuring a model's attention on a probe set: for every probe noise level, block and head,
-// the streamed statistics of its self- and cross-attention averaged over the probe samples,
+// the streamed statistics of its self- and cross-attention (of a joint attention: its
+// video-to-video, video-to-text and text-to-all parts, joint_attention.h) averaged over the probe samples,
 // the correlation of its attention structure across samples, and how much each block's
 // output changes when its attention is sparsified.
 #include <cstdint>

@@ -1,5 +1,6 @@
 // Diagnosing whole models: a sink planted by setting weights is found at the right key and its
-// block and head are ranked first; the command writes the report; auto:K retrains that block.
+// block and head are ranked first; the command writes the report; auto:K retrains that block;
+// the joint attention of Mochi-1 and CogVideoX-2b is reported in its three parts.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,8 +8,10 @@
 
 #include "autograd/check.h"
 #include "data/latent_dataset.h"
+#include "data/model_families.h"
 #include "data/model_io.h"
 #include "diagnostics/diagnose.h"
+#include "diagnostics/thresholds.h"
 #include "layers/init.h"
 #include "layers/rope3d.h"
 #include "layers/vdit.h"
@@ -100,6 +103,74 @@ TEST(Diagnose, CommandWritesTheReportAndAutoPicksTheSinkBlock) {
   const RetrainSummary summary = trainer.run(nullptr);
   EXPECT_TRUE(std::filesystem::exists(summary.last_checkpoint + "/report.html"));
   EXPECT_TRUE(std::filesystem::exists(start_report_dir(o.out) + "/report.html"));
+}
+
+
+// A tiny Mochi-1 (keys video then text, a padded caption, the last block's queries the video
+// rows only) and a tiny CogVideoX-2b (text then video) diagnosed through the model seam: the
+// report holds their joint attention in the three parts of joint_attention.h, [T, B, H] each,
+// with numbers in (0, 1] where a block has the part and NaN where it has not, video sinks at
+// (frame, row, column), text sinks among the real rows only, the joint attention's
+// sparsification under self_attn, and every number back from diagnostics.h5.
+TEST(Diagnose, JointAttentionIsReportedInThreeParts) {
+  ScratchDir dir;
+  for (const std::string preset : {"mochi-tiny", "cogvideox-tiny"}) {
+    SCOPED_TRACE(preset);
+    const std::unique_ptr<Model> model = create_family_model(preset, 3, 4);
+    const ModelFacts f = model->facts();
+    ASSERT_TRUE(f.joint_attention);
+    const bool mochi = f.family == "mochi-1";
+    const int64_t rows = 8, real = mochi ? 5 : rows, B = 3, H = f.num_heads;
+    Rng rng(5);
+    std::vector<LatentSample> samples;
+    for (int i = 0; i < 2; ++i) {
+      samples.push_back({rng.normal_tensor({f.in_channels, 2, 4, 6}), rng.normal_tensor({rows, f.text_dim}), "p"});
+      if (mochi) samples.back().context_mask = Tensor::from_vector({rows}, {1, 1, 1, 1, 1, 0, 0, 0});
+    }
+    write_latent_dataset(dir / (preset + ".h5"), samples);
+    DiagnoseOptions options;
+    options.sigmas = {0.8, 0.3};
+    const DiagnosticsReport r = diagnose(*model, LatentDataset::open({dir / (preset + ".h5")}), options);
+    const size_t tbh = static_cast<size_t>(2 * B * H);
+    ASSERT_EQ(r.text_attn.entropy.size(), tbh);
+    ASSERT_EQ(r.cross_attn.text_key_mass.size(), tbh);
+    ASSERT_EQ(r.text_attn.text_key_mass.size(), tbh);
+    const auto in_unit = [](double x) { return x > 0.0 && x <= 1.0; };
+    for (int64_t t = 0; t < 2; ++t)
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < H; ++h) {
+          SCOPED_TRACE("t " + std::to_string(t) + ", block " + std::to_string(b) + ", head " + std::to_string(h));
+          const size_t i = r.index(t, b, h);
+          EXPECT_TRUE(in_unit(r.self_attn.entropy[i])) << r.self_attn.entropy[i];
+          EXPECT_TRUE(in_unit(r.cross_attn.entropy[i])) << r.cross_attn.entropy[i];
+          EXPECT_NEAR(r.self_attn.frame_distance_mass[i * 2] + r.self_attn.frame_distance_mass[i * 2 + 1], 1.0, 1e-5);
+          EXPECT_TRUE(in_unit(r.cross_attn.text_key_mass[i]) && r.cross_attn.text_key_mass[i] < 1.0);
+          EXPECT_EQ(r.self_attn.sink_positions[i].rfind("(", 0), 0u) << r.self_attn.sink_positions[i];
+          EXPECT_EQ(r.cross_attn.sink_positions[i].rfind("text ", 0), 0u) << r.cross_attn.sink_positions[i];
+          for (int64_t key : r.cross_attn.sink_keys[i]) EXPECT_LT(key, real);  // padding gets no mass
+          if (mochi && b == B - 1) {  // video queries only: no text-to-all part
+            EXPECT_TRUE(std::isnan(r.text_attn.entropy[i]));
+            EXPECT_TRUE(std::isnan(r.text_attn.text_key_mass[i]));
+            continue;
+          }
+          EXPECT_TRUE(in_unit(r.text_attn.entropy[i])) << r.text_attn.entropy[i];
+          EXPECT_TRUE(in_unit(r.text_attn.text_key_mass[i]) && r.text_attn.text_key_mass[i] < 1.0);
+          for (int64_t key : r.text_attn.sink_keys[i]) EXPECT_LT(key, 12 + real);  // video and real text keys
+        }
+    EXPECT_TRUE(r.cross_attn.sparsify_error.empty());
+    for (double e : r.self_attn.sparsify_error) EXPECT_TRUE(std::isfinite(e) && e > 0.0) << e;
+    EXPECT_EQ(rank_blocks_worst_first(r).size(), 3u);
+
+    write_report(dir / (preset + "-report"), r, Thresholds::defaults());
+    const DiagnosticsReport back = read_diagnostics_h5(dir / (preset + "-report/diagnostics.h5"));
+    for (const auto& [read, written] : {std::pair{&back.text_attn.entropy, &r.text_attn.entropy},
+                                        {&back.text_attn.text_key_mass, &r.text_attn.text_key_mass},
+                                        {&back.cross_attn.text_key_mass, &r.cross_attn.text_key_mass}}) {
+      ASSERT_EQ(read->size(), written->size());
+      for (size_t i = 0; i < read->size(); ++i)
+        EXPECT_TRUE(std::isnan((*written)[i]) ? std::isnan((*read)[i]) : std::fabs((*read)[i] - (*written)[i]) < 1e-6);
+    }
+  }
 }
 
 }  // namespace
