@@ -132,12 +132,6 @@ LoadedFamilyModel load_diffusers_safetensors(const std::string& path, const RawC
 
 }  // namespace
 
-std::vector<std::string> model_family_names() {
-  std::vector<std::string> names = {"wan2.1"};
-  for (const DiffusersFamily& f : diffusers_families()) names.push_back(f.name);
-  return names;
-}
-
 std::unique_ptr<Model> build_family_model(const nlohmann::json& config, ParameterMap params, const std::string& source) {
   if (const DiffusersFamily* family = family_of_config(config)) return family->build(config, std::move(params), source);
   std::map<std::string, Shape> shapes;

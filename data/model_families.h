@@ -16,9 +16,6 @@
 
 namespace vdit {
 
-// The registry's names (ModelFacts::family), Wan2.1 first.
-std::vector<std::string> model_family_names();
-
 struct LoadedFamilyModel {
   std::unique_ptr<Model> model;
   std::map<std::string, std::string> dtypes;  // each parameter's dtype in the file
