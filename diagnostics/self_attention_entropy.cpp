@@ -4,11 +4,12 @@
 
 #include "autograd/check.h"
 #include "diagnostics/attention_call.h"
+#include "diagnostics/joint_attention.h"
 
 namespace vdit {
 
 Tensor SelfAttentionEntropy::observe(const AttentionCall& call) {
-  if (call.kind != AttentionKind::Self) return {};
+  if (call.kind == AttentionKind::Cross) return {};
   VDIT_CHECK(call.block >= 0 && call.block < static_cast<int>(sum_.size()),
              "self-attention entropy: block " << call.block << " of a model with " << sum_.size() << " blocks");
   AttentionStatsOptions options;
@@ -16,12 +17,17 @@ Tensor SelfAttentionEntropy::observe(const AttentionCall& call) {
   options.max_pooled = 1;
   const float scale = attention_scale(call.options, call.q);
   const std::vector<float> tau = temperatures(call.options, call.q.size(2));
-  for (int64_t row = 0; row < call.q.size(0); ++row)
-    for (const HeadStats& head :
-         attention_statistics(sample_heads(call.q, row), sample_heads(call.k, row), scale, tau, nullptr, options)) {
+  const bool joint = call.kind == AttentionKind::Joint;
+  for (int64_t row = 0; row < call.q.size(0); ++row) {
+    // A joint call counts its video-to-video part (see the header).
+    const JointParts parts = joint ? cut_joint_call(call, row) : JointParts{};
+    const Tensor q = joint ? sample_heads(parts.video_q) : sample_heads(call.q, row);
+    const Tensor k = joint ? sample_heads(parts.video_k) : sample_heads(call.k, row);
+    for (const HeadStats& head : attention_statistics(q, k, scale, tau, nullptr, options)) {
       sum_[call.block] += head.entropy;
       ++count_[call.block];
     }
+  }
   return {};
 }
 

@@ -60,7 +60,7 @@ TEST(AttentionReplacement, IdentityAndUniformMatchHandComputedOutputs) {
   const Tensor x = rng.normal_tensor({1, n, d});
   const RopeTables rope = make_rope_tables({1, 1, n}, d / 2);
   for (AttentionReplacement mode : {AttentionReplacement::Identity, AttentionReplacement::Uniform}) {
-    SelfAttentionReplacer replacer({5}, mode);
+    AttentionReplacer replacer({5}, mode);
     const Tensor got = layer.self_attention(x, rope, &replacer, 5);
     EXPECT_TRUE(testing::all_close(got.to_vector(), replaced_reference(layer, x, mode), 1e-5));
     // Another block's attention is left alone.
@@ -109,7 +109,7 @@ TEST(PerturbStudy, RowsAreSamplesWithTheReplacementAndTheReferenceIsThePlainSamp
   EXPECT_EQ(testing::bit_pattern(study.reference), testing::bit_pattern(sample(model, shape, context, o)));
   ASSERT_EQ(study.rows.size(), 3u);
   EXPECT_EQ(study.rows[2].name, "all blocks");
-  SelfAttentionReplacer block1({1}, AttentionReplacement::Uniform);
+  AttentionReplacer block1({1}, AttentionReplacement::Uniform);
   EXPECT_EQ(testing::bit_pattern(study.rows[1].sample), testing::bit_pattern(sample(model, shape, context, o, {}, &block1)));
   ASSERT_EQ(study.entropy.size(), 2u);
   for (double e : study.entropy) EXPECT_TRUE(e > 0.0 && e <= 1.0) << e;

@@ -159,7 +159,7 @@ TEST(TransferSampling, TransferringABlockChangesThatBlockAndNotTheEarlierOnes) {
   for (int b = 0; b < 3; ++b) {
     Tensor hs = source.tokens, plain = target.tokens, moved = target.tokens;
     for (int j = 0; j < 3; ++j) {
-      SelfAttentionRecorder recorder;
+      AttentionMapRecorder recorder;
       hs = model.run_block(j, hs, source, &recorder);
       plain = model.run_block(j, plain, target);
       if (j != b) {
@@ -168,7 +168,7 @@ TEST(TransferSampling, TransferringABlockChangesThatBlockAndNotTheEarlierOnes) {
         // The transfer probe's output for this block and the values it was given, captured by
         // a probe around it, to check the transferred attention against float64.
         struct Capture : AttentionProbe {
-          SelfAttentionTransfer* transfer;
+          AttentionMapTransfer* transfer;
           Tensor out, v;
           Tensor observe(const AttentionCall& call) override {
             if (call.kind == AttentionKind::Self) v = call.v;
@@ -177,7 +177,7 @@ TEST(TransferSampling, TransferringABlockChangesThatBlockAndNotTheEarlierOnes) {
             return r;
           }
         } capture;
-        SelfAttentionTransfer transfer(recorder);
+        AttentionMapTransfer transfer(recorder);
         capture.transfer = &transfer;
         moved = model.run_block(j, moved, target, &capture);
         EXPECT_TRUE(testing::all_close(capture.out.to_vector(), transferred_reference(recorder.q(), recorder.k(), capture.v), 1e-5))

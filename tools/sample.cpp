@@ -27,7 +27,7 @@ int run_sample(int argc, char** argv) {
       ("out", po::value(&out)->required(), "video.mp4 (pixel-space models) or latents.h5")
       ("transfer-from", po::value(&transfer_from)->default_value(""),
        "attention-map transfer editing: a SOURCE PROMPT sampled in lockstep from the same noise, whose "
-       "self-attention maps the output takes in the chosen blocks and steps (with its own values); with "
+       "self- (or joint) attention maps the output takes in the chosen blocks and steps (with its own values); with "
        "guidance, in both the conditional and the unconditional pass")
       ("transfer-layers", po::value(&transfer_layers)->default_value(transfer_layers), "blocks that transfer: 0,3,19, 10-12 or all")
       ("transfer-steps", po::value(&transfer_steps)->default_value(transfer_steps),

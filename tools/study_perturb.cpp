@@ -1,4 +1,4 @@
-// vditkit study perturb: self-attention replaced by the identity or the uniform map per block
+// vditkit study perturb: self- (or joint) attention replaced by the identity or the uniform map per block
 // (train/perturb_study.h), written as perturb.json, report.html (table and plots) and the samples.
 #include <filesystem>
 #include <iostream>
@@ -32,10 +32,11 @@ std::string report_html(const PerturbStudy& study, const std::string& prompt, co
   std::string html = "<h1>Self-attention replaced by the " + mode + " map, block by block</h1>\n<p>Prompt: <b>" +
                      html_escape(prompt) + "</b><br>" + html_escape(settings) +
                      "</p>\n<p>Each row samples from the unperturbed sample's noise with the named blocks' "
-                     "self-attention replaced in every step and both guidance passes (identity: each token gets its "
-                     "own value, entropy 0; uniform: every token gets the mean value, entropy 1). Entropy is the "
-                     "block's mean self-attention entropy in the unperturbed run (normalised by log N, as "
-                     "<code>diagnose</code> reports it).</p>\n";
+                     "self-attention (joint attention for Mochi-1 and CogVideoX-2b, text rows included) replaced in "
+                     "every step and both guidance passes (identity: each token gets its own value, entropy 0; "
+                     "uniform: every token gets the mean value over the unmasked keys, entropy 1). Entropy is the "
+                     "block's mean self-attention entropy in the unperturbed run (of a joint attention its "
+                     "video-to-video part), normalised by log N, as <code>diagnose</code> reports it.</p>\n";
   html += svg_chart({"perturbed block", "latent RMS distance to the unperturbed sample", {distance}, true});
   html += "<p>Distance against the block's entropy (points labelled by block):</p>\n";
   html += svg_chart({"mean self-attention entropy (unperturbed)", "latent RMS distance", {scatter}, false});
@@ -71,7 +72,7 @@ int run_study_perturb(int argc, char** argv) {
   const po::variables_map vm = parse_options(
       argc, argv,
       "vditkit study perturb --model M --prompt TEXT --mode identity|uniform --out DIR [--layers all] [--device cuda]\n"
-      "  Samples unperturbed, then with each chosen block's self-attention replaced by the identity or the "
+      "  Samples unperturbed, then with each chosen block's self- (or joint) attention replaced by the identity or the "
       "uniform map alone and all together, from one noise, in every step and both guidance passes.",
       options);
   if (vm.empty()) return 0;

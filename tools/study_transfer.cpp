@@ -51,7 +51,8 @@ std::string report_html(const TransferStudy& study, const std::string& source, c
                      html_escape(source) + "</b><br>Target prompt: <b>" + html_escape(target) + "</b><br>" +
                      html_escape(settings) +
                      "</p>\n<p>Each row is the target sampled from the source's noise with the named blocks' "
-                     "self-attention maps taken from the source (its own values), in both guidance passes. A block "
+                     "self-attention maps (joint attention maps for Mochi-1 and CogVideoX-2b, text rows included) taken from "
+                     "the source (its own values), in both guidance passes. A block "
                      "that pulls the result toward the source (small distance to the source, large to the plain "
                      "target) carries the generation's structure.</p>\n";
   html += svg_chart(chart);
@@ -76,7 +77,7 @@ int run_study_transfer(int argc, char** argv) {
   po::options_description options;
   flags.add_to(options);
   options.add_options()
-      ("prompt", po::value(&source)->required(), "the source prompt, whose self-attention maps are transferred")
+      ("prompt", po::value(&source)->required(), "the source prompt, whose self- (or joint) attention maps are transferred")
       ("target", po::value(&target)->required(), "the target prompt, sampled with them")
       ("out", po::value(&out)->required(), "directory for transfer.json, report.html and the samples")
       ("blocks", po::value(&blocks_spec)->default_value(blocks_spec), "blocks to transfer one at a time: 0,3,19, 10-12 or all")
@@ -86,7 +87,7 @@ int run_study_transfer(int argc, char** argv) {
   const po::variables_map vm = parse_options(
       argc, argv,
       "vditkit study transfer --model M --prompt SOURCE --target TARGET --out DIR [--blocks all] [--device cuda]\n"
-      "  Samples the source, the plain target, the target with each block's self-attention map transferred "
+      "  Samples the source, the plain target, the target with each block's self- (or joint) attention map transferred "
       "from the source alone and with all of them, from one noise; with guidance the maps transfer in both "
       "the conditional and the unconditional pass.",
       options);

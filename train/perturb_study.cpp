@@ -11,8 +11,6 @@ PerturbStudy run_perturb_study(const Model& model, const Shape& latent_shape, co
                                const SamplingOptions& options,
                                const std::function<void(int64_t, int64_t)>& progress) {
   VDIT_CHECK(!blocks.empty(), "perturbation study: no blocks chosen");
-  VDIT_CHECK(!model.facts().joint_attention, "perturbation study replaces self-attention maps (Wan2.1); a "
-                                                 << model.facts().family << " model's attention is joint over video and text");
   const int64_t total = options.steps * static_cast<int64_t>(blocks.size() + 2);
   int64_t done = 0;
   auto steps = [&](int64_t step, int64_t) {
@@ -28,7 +26,7 @@ PerturbStudy run_perturb_study(const Model& model, const Shape& latent_shape, co
   for (int b : blocks) runs.push_back({b});
   runs.push_back(blocks);
   for (const std::vector<int>& replaced : runs) {
-    SelfAttentionReplacer replacer({replaced.begin(), replaced.end()}, mode);
+    AttentionReplacer replacer({replaced.begin(), replaced.end()}, mode);
     PerturbStudyRow row;
     row.name = runs.size() - study.rows.size() == 1 ? "all blocks" : "block " + std::to_string(replaced[0]);
     row.blocks = replaced;

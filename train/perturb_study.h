@@ -1,8 +1,9 @@
 #pragma once
 // The attention perturbation study (issue 16, item 4; the second seed paper): sampling with the
-// chosen blocks' self-attention replaced by the identity or the uniform map, each block alone and
+// chosen blocks' self- or joint attention replaced by the identity or the uniform map, each block alone and
 // all of them together, against the unperturbed sample from the same noise, beside each block's
-// mean self-attention entropy in that unperturbed run. A block whose replacement moves the sample
+// mean self-attention entropy in that unperturbed run (a joint attention's video-to-video
+// part, diagnostics/self_attention_entropy.h). A block whose replacement moves the sample
 // far carries what that extreme of entropy destroys.
 #include <string>
 #include <vector>

@@ -12,8 +12,6 @@ std::vector<Tensor> sample_with_transfer(const Model& model, const Shape& latent
                                          const TransferSteps& steps,
                                          const std::function<void(int64_t, int64_t)>& progress) {
   const ModelFacts c = model.facts();
-  VDIT_CHECK(!c.joint_attention, "attention transfer moves self-attention maps (Wan2.1); a " << c.family
-                                     << " model's attention is joint over video and text");
   VDIT_CHECK(source_context.defined(), "attention transfer: the source needs a prompt or context");
   for (const TransferTarget& t : targets) {
     VDIT_CHECK(t.context.defined(), "attention transfer: every target needs a prompt or context");
@@ -40,10 +38,10 @@ std::vector<Tensor> sample_with_transfer(const Model& model, const Shape& latent
       auto transfers = [&](const TransferTarget& t) {
         return transferring && std::find(t.blocks.begin(), t.blocks.end(), b) != t.blocks.end();
       };
-      SelfAttentionRecorder recorder;
+      AttentionMapRecorder recorder;
       const bool any = std::any_of(targets.begin(), targets.end(), transfers);
       hidden[0] = model.block_stage(b, hidden[0], *stages[0], any ? &recorder : nullptr);
-      SelfAttentionTransfer transfer(recorder);
+      AttentionMapTransfer transfer(recorder);
       for (size_t t = 0; t < targets.size(); ++t)
         hidden[t + 1] = model.block_stage(b, hidden[t + 1], *stages[t + 1], transfers(targets[t]) ? &transfer : nullptr);
     }

@@ -1,8 +1,8 @@
 #pragma once
 // Sampling with attention-map transfer (issue 16, layers/attention_transfer.h): a source and
 // one or more targets are denoised in lockstep from the same noise, block by block, so that in
-// each block the source's self-attention queries and keys of this very step are at hand when a
-// target takes them; only one block's worth is held at a time. With guidance the conditional
+// each block the source's attention queries and keys (self or joint, layers/attention_transfer.h)
+// of this very step are at hand when a target takes them; only one block's worth is held at a time. With guidance the conditional
 // target takes the conditional source's map and the unconditional the unconditional's.
 #include <vector>
 
@@ -12,7 +12,7 @@ namespace vdit {
 
 struct TransferTarget {
   Tensor context;           // [L, text_dim] on the host
-  std::vector<int> blocks;  // blocks whose self-attention takes the source's map; none: a plain sample
+  std::vector<int> blocks;  // blocks whose self- or joint attention takes the source's map; none: a plain sample
 };
 
 // Denoising steps (from 0) in which the chosen blocks transfer; both ends included.

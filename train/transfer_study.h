@@ -1,5 +1,5 @@
 #pragma once
-// The per-block transfer study (issue 16, item 2): which blocks' self-attention maps carry a
+// The per-block transfer study (issue 16, item 2): which blocks' self- (or joint) attention maps carry a
 // generation's structure. From one noise: the source prompt's sample, the target prompt's plain
 // sample, the target with each chosen block's map transferred from the source alone, and with
 // all chosen blocks at once; each compared with the source and with the plain target.
