@@ -76,11 +76,9 @@ BlockCase mochi_case(const Grid& grid, Rng& rng, Device device) {
   const Tensor frequencies =
       rng.normal_tensor({3, config.num_attention_heads, config.attention_head_dim / 2}, 0.05f).to(device);
   inputs.rope = mochi_rope(frequencies, grid);
-  inputs.joint_mask = ones_mask(1, tokens + rows, streams.visual);
-  inputs.text_mask = reshape(ones_mask(1, rows, streams.visual), {1, rows, 1});
   c.loss = [=] {
-    const MochiStreams out = block({streams.visual, streams.text}, inputs);
-    return streams.loss(out.visual, out.text);
+    const TokenStreams out = block({streams.visual, streams.text}, inputs);
+    return streams.loss(out.video, out.text);
   };
   return c;
 }
@@ -93,7 +91,7 @@ BlockCase cogvideox_case(const Grid& grid, Rng& rng, Device device) {
   const Streams streams(rng, tokens, config.dim(), rows, config.dim(), device);
   const Tensor conditioning = silu(rng.normal_tensor({1, config.time_embed_dim}).to(device));
   c.loss = [=] {
-    const CogVideoXStreams out = block({streams.visual, streams.text}, conditioning);
+    const TokenStreams out = block({streams.visual, streams.text}, conditioning);
     return streams.loss(out.video, out.text);
   };
   return c;

@@ -7,7 +7,8 @@ wan_reference. With --device cuda: float32 master weights under bfloat16 autocas
 references' attention replaced by F.scaled_dot_product_attention, as torch_gpu.py runs
 Wan. Block 0 of the released config (not the last block: Mochi's text stream goes on); the step
 is the backward of sum(visual * u) + sum(text * u_text). Mochi's caption has no padding (mask
-None, as vditkit's all-ones mask). Prints the median seconds per step and the peak memory (MiB):
+None; vditkit passes none either for a caption without padding). Prints the median seconds per
+step and the peak memory (MiB):
 on the CPU the resident set's peak above what the process held before the block's parameters,
 on the GPU the most allocated during a step above what was allocated before it.
 

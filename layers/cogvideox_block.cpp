@@ -16,13 +16,13 @@ struct Modulated {
   Tensor gate, e_gate;
 };
 
-Modulated modulated(const CogVideoXModulation& m, const CogVideoXStreams& s, const Tensor& conditioning) {
+Modulated modulated(const CogVideoXModulation& m, const TokenStreams& s, const Tensor& conditioning) {
   const std::vector<Tensor> c = modulation_chunks(m.linear, conditioning, 6);
   return {concat({modulate(m.norm(s.text), c[3], c[4]), modulate(m.norm(s.video), c[0], c[1])}, 1), c[2], c[5]};
 }
 
 // Adds the gated text and video rows of `out` ([B, L + N, d], text first) to the streams.
-CogVideoXStreams gated_residual(const CogVideoXStreams& s, const Tensor& out, const Modulated& m) {
+TokenStreams gated_residual(const TokenStreams& s, const Tensor& out, const Modulated& m) {
   const std::vector<Tensor> rows = split(out, 1, {s.text.size(1), s.video.size(1)});
   return {add(s.video, mul(m.gate, rows[1])), add(s.text, mul(m.e_gate, rows[0]))};
 }
@@ -51,7 +51,7 @@ CogVideoXBlock build_cogvideox_block(const CogVideoXConfig& c, const ParameterMa
   return block;
 }
 
-CogVideoXStreams CogVideoXBlock::operator()(const CogVideoXStreams& in, const Tensor& conditioning,
+TokenStreams CogVideoXBlock::operator()(const TokenStreams& in, const Tensor& conditioning,
                                             AttentionProbe* probe) const {
   const Modulated m1 = modulated(norm1, in, conditioning);
   const Tensor q = norm_q(split_heads(to_q(m1.joint), num_heads));
@@ -61,7 +61,7 @@ CogVideoXStreams CogVideoXBlock::operator()(const CogVideoXStreams& in, const Te
       probe, index, AttentionKind::Joint,
       {.video_begin = text, .video_count = tokens, .text_begin = 0, .text_count = text}};
   const Tensor a = tempered_attention(q, k, split_heads(to_v(m1.joint), num_heads), {}, log_temperature, site);
-  const CogVideoXStreams s = gated_residual(in, to_out(merge_heads(a)), m1);
+  const TokenStreams s = gated_residual(in, to_out(merge_heads(a)), m1);
   const Modulated m2 = modulated(norm2, s, conditioning);
   return gated_residual(s, ff_down(gelu_tanh(ff_up(m2.joint))), m2);
 }

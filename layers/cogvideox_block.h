@@ -5,13 +5,9 @@
 #include "layers/cogvideox_config.h"
 #include "layers/linear.h"
 #include "layers/tempered_attention.h"
+#include "layers/token_streams.h"
 
 namespace vdit {
-
-struct CogVideoXStreams {
-  Tensor video;  // [B, N, d]
-  Tensor text;   // [B, L, d], L = max_text_seq_length
-};
 
 // norm.linear(silu(emb)) gives [shift, scale, gate, e_shift, e_scale, e_gate]; one LayerNorm for both streams.
 struct CogVideoXModulation {
@@ -30,7 +26,7 @@ struct CogVideoXBlock {
 
   // conditioning = silu(emb) [B, time_embed_dim]. A probe sees the joint attention (text rows,
   // then video rows, nothing masked).
-  CogVideoXStreams operator()(const CogVideoXStreams& in, const Tensor& conditioning,
+  TokenStreams operator()(const TokenStreams& in, const Tensor& conditioning,
                               AttentionProbe* probe = nullptr) const;
 };
 

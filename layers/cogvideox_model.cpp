@@ -92,15 +92,16 @@ CogVideoXModel::Embedded CogVideoXModel::embed(const Tensor& latents, const std:
   out.streams = {add(video, cogvideox_positions(c, out.grid).to(video.device())), text_proj_(context)};
   const Tensor s = timestep_sinusoid(timesteps, c.dim()).to(time_linear_1_.weight.device());
   out.conditioning = silu(time_linear_2_(silu(time_linear_1_(s))));
+  out.differentiable = needs_grad({&out.conditioning});
   return out;
 }
 
-CogVideoXStreams CogVideoXModel::run_block(int index, const CogVideoXStreams& streams, const Embedded& embedded,
+TokenStreams CogVideoXModel::run_block(int index, const TokenStreams& streams, const Embedded& embedded,
                                         AttentionProbe* probe) const {
   return blocks_.at(index)(streams, embedded.conditioning, probe);
 }
 
-Tensor CogVideoXModel::run_head(const CogVideoXStreams& streams, const Embedded& embedded) const {
+Tensor CogVideoXModel::run_head(const TokenStreams& streams, const Embedded& embedded) const {
   // shift first, then scale (COGVIDEOX.md, "Output").
   const std::vector<Tensor> s = modulation_chunks(norm_out_linear_, embedded.conditioning, 2);
   const Tensor x = modulate(norm_out_norm_(norm_final_(streams.video)), s[0], s[1]);
@@ -109,10 +110,7 @@ Tensor CogVideoXModel::run_head(const CogVideoXStreams& streams, const Embedded&
 
 Tensor CogVideoXModel::forward(const Tensor& latents, const std::vector<double>& timesteps,
                                const Tensor& context) const {
-  const Embedded embedded = embed(latents, timesteps, context);
-  CogVideoXStreams streams = embedded.streams;
-  for (int i = 0; i < static_cast<int>(blocks_.size()); ++i) streams = run_block(i, streams, embedded);
-  return run_head(streams, embedded);
+  return velocity({latents, timesteps, context, Tensor()}, nullptr);
 }
 
 }  // namespace vdit

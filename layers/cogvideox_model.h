@@ -22,18 +22,18 @@ class CogVideoXModel : public DiffusersModel {
   // Checks that `params` holds exactly the config's parameters with their shapes.
   CogVideoXModel(CogVideoXConfig config, ParameterMap params);
 
-  struct Embedded {
-    CogVideoXStreams streams;  // the first block's input
-    Tensor conditioning;       // silu(emb) [B, time_embed_dim]
+  // What embed gives the blocks and the head: the first block's input (streams) and the rest.
+  struct Embedded : Stage {
+    Tensor conditioning;  // silu(emb) [B, time_embed_dim]
     std::array<int64_t, 3> grid{};
   };
   // latents [B, C, F, H, W]; one timestep per sample; context [B, max_text_seq_length,
   // text_embed_dim] exactly (CogVideoX masks nothing: padding rows are ordinary tokens).
   Embedded embed(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context) const;
   // A probe sees the block's joint attention.
-  CogVideoXStreams run_block(int index, const CogVideoXStreams& streams, const Embedded& embedded,
+  TokenStreams run_block(int index, const TokenStreams& streams, const Embedded& embedded,
                              AttentionProbe* probe = nullptr) const;
-  Tensor run_head(const CogVideoXStreams& streams, const Embedded& embedded) const;  // velocity [B, C_out, F, H, W]
+  Tensor run_head(const TokenStreams& streams, const Embedded& embedded) const;  // velocity [B, C_out, F, H, W]
   Tensor forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context) const;
 
   const CogVideoXConfig& config() const { return config_; }

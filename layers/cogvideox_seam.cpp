@@ -6,12 +6,8 @@ namespace vdit {
 
 namespace {
 
-struct CogVideoXStage : Model::Stage {
-  CogVideoXModel::Embedded embedded;  // its streams moved into the stage's
-};
-
 const CogVideoXModel::Embedded& embedded_of(const Model::Stage& stage) {
-  return family_stage<CogVideoXStage>(stage, "CogVideoX-2b").embedded;
+  return family_stage<CogVideoXModel::Embedded>(stage, "CogVideoX-2b");
 }
 
 }  // namespace
@@ -25,22 +21,16 @@ ModelFacts CogVideoXModel::facts() const {
 // CogVideoX masks nothing (COGVIDEOX.md): a context_mask is accepted and its padding rows stay
 // ordinary tokens, as in the released pipeline.
 std::unique_ptr<Model::Stage> CogVideoXModel::embed_stage(const ModelInputs& inputs) const {
-  auto stage = std::make_unique<CogVideoXStage>();
-  stage->embedded = embed(inputs.latents, inputs.timesteps, inputs.context);
-  stage->grid = stage->embedded.grid;
-  stage->streams = {std::move(stage->embedded.streams.video), std::move(stage->embedded.streams.text)};
-  stage->differentiable = needs_grad({&stage->embedded.conditioning});
-  return stage;
+  return std::make_unique<Embedded>(embed(inputs.latents, inputs.timesteps, inputs.context));
 }
 
 TokenStreams CogVideoXModel::block_stage(int index, const TokenStreams& in, const Stage& stage,
                                          AttentionProbe* probe) const {
-  const CogVideoXStreams out = run_block(index, {in.video, in.text}, embedded_of(stage), probe);
-  return {out.video, out.text};
+  return run_block(index, in, embedded_of(stage), probe);
 }
 
 Tensor CogVideoXModel::head_stage(const TokenStreams& in, const Stage& stage) const {
-  return run_head({in.video, in.text}, embedded_of(stage));
+  return run_head(in, embedded_of(stage));
 }
 
 std::vector<ParamSpec> CogVideoXModel::parameter_specs() const { return cogvideox_parameter_specs(config_); }

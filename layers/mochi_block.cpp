@@ -52,7 +52,7 @@ MochiBlock build_mochi_block(const MochiConfig& c, const ParameterMap& p, int in
   return block;
 }
 
-MochiStreams MochiBlock::attend(const Tensor& nx, const Tensor& nc, const MochiBlockInputs& in,
+TokenStreams MochiBlock::attend(const Tensor& nx, const Tensor& nc, const MochiBlockInputs& in,
                                 AttentionProbe* probe) const {
   auto heads = [this](const Tensor& t) { return split_heads(t, num_heads); };
   auto normed = [&](const Linear& proj, const Tensor& weight, const Tensor& x) {
@@ -73,16 +73,17 @@ MochiStreams MochiBlock::attend(const Tensor& nx, const Tensor& nc, const MochiB
   const Tensor a = merge_heads(tempered_attention(queries, k, v, options, log_temperature, site));
   if (last) return {to_out(a), Tensor{}};
   const std::vector<Tensor> rows = split(a, 1, {tokens, text});
-  return {to_out(rows[0]), to_add_out(mul(rows[1], in.text_mask))};
+  // Padding rows enter to_add_out as zeros, as in the release.
+  return {to_out(rows[0]), to_add_out(in.text_mask.defined() ? mul(rows[1], in.text_mask) : rows[1])};
 }
 
-MochiStreams MochiBlock::operator()(const MochiStreams& in, const MochiBlockInputs& inputs,
+TokenStreams MochiBlock::operator()(const TokenStreams& in, const MochiBlockInputs& inputs,
                                     AttentionProbe* probe) const {
   // scale_msa, gate_msa, scale_mlp, gate_mlp, each [B, 1, d].
   const std::vector<Tensor> m = modulation_chunks(norm1, inputs.conditioning, 4);
   const std::vector<Tensor> e = modulation_chunks(norm1_context, inputs.conditioning, last ? 1 : 4);
-  const MochiStreams attended = attend(scaled(in.visual, m[0]), scaled(in.text, e[0]), inputs, probe);
-  Tensor x = gated(in.visual, attended.visual, m[1]);
+  const TokenStreams attended = attend(scaled(in.video, m[0]), scaled(in.text, e[0]), inputs, probe);
+  Tensor x = gated(in.video, attended.video, m[1]);
   x = gated(x, ff(scaled(x, m[2])), m[3]);
   if (last) return {x, Tensor{}};
   Tensor c = gated(in.text, attended.text, e[1]);

@@ -6,6 +6,7 @@
 #include "layers/mochi_config.h"
 #include "layers/mochi_rope.h"
 #include "layers/tempered_attention.h"
+#include "layers/token_streams.h"
 
 namespace vdit {
 
@@ -15,17 +16,14 @@ struct SwiGLU {
   Tensor operator()(const Tensor& x) const;
 };
 
-struct MochiStreams {
-  Tensor visual;  // [B, N, d]
-  Tensor text;    // [B, L, dc]; undefined after the last block
-};
-
 // What every block reads besides the streams (made once per forward by MochiModel::embed).
 struct MochiBlockInputs {
   Tensor conditioning;  // silu(c) [B, d], c = time embedding + pooled caption
   MochiRope rope;
-  Tensor joint_mask;  // [B, N + L]: 1 for the visual rows and the real text rows
-  Tensor text_mask;   // [B, L, 1]: 1 for real text rows
+  // Where the caption has padding: [B, N + L], 1 for the visual rows and the real text rows,
+  // and [B, L, 1], 1 for the real text rows. Undefined where every row is real.
+  Tensor joint_mask;
+  Tensor text_mask;
 };
 
 struct MochiBlock {
@@ -39,13 +37,13 @@ struct MochiBlock {
   int index = -1;     // position in the model, as a probe is told
 
   // A probe sees the joint attention (keys: the visual rows, then the text rows, padding masked).
-  MochiStreams operator()(const MochiStreams& in, const MochiBlockInputs& inputs,
+  TokenStreams operator()(const TokenStreams& in, const MochiBlockInputs& inputs,
                           AttentionProbe* probe = nullptr) const;
 
  private:
   // Joint attention: the visual output after to_out, and (not last) the text rows after
   // to_add_out, padding rows entering it as zeros.
-  MochiStreams attend(const Tensor& nx, const Tensor& nc, const MochiBlockInputs& inputs, AttentionProbe* probe) const;
+  TokenStreams attend(const Tensor& nx, const Tensor& nc, const MochiBlockInputs& inputs, AttentionProbe* probe) const;
 };
 
 // Block `index` over the parameters under "transformer_blocks.<index>.".

@@ -59,12 +59,13 @@ void MochiModel::to(Device device) {
   build_layers();
 }
 
-Tensor MochiModel::checked_mask(const Tensor& context, const Tensor& context_mask) const {
+MochiModel::CaptionMask MochiModel::checked_mask(const Tensor& context, const Tensor& context_mask) const {
   const int64_t batch = context.size(0), rows = context.size(1);
-  if (!context_mask.defined()) return ones_mask(batch, rows, patch_embed_.weight);
+  if (!context_mask.defined()) return {ones_mask(batch, rows, patch_embed_.weight), false};
   VDIT_CHECK(context_mask.shape() == (Shape{batch, rows}),
              "context_mask must be [" << batch << ", " << rows << "], got " << to_string(context_mask.shape()));
   const std::vector<float> m = context_mask.to_vector();
+  bool padded = false;
   for (int64_t b = 0; b < batch; ++b) {
     int64_t real = 0;
     for (int64_t i = 0; i < rows; ++i) {
@@ -74,8 +75,9 @@ Tensor MochiModel::checked_mask(const Tensor& context, const Tensor& context_mas
       real += v == 1.0f;
     }
     VDIT_CHECK(real > 0, "context_mask of sample " << b << " has no real row");
+    padded = padded || real < rows;
   }
-  return context_mask.to_f32().to(patch_embed_.weight.device());
+  return {context_mask.to_f32().to(patch_embed_.weight.device()), padded};
 }
 
 MochiModel::Embedded MochiModel::embed(const Tensor& latents, const std::vector<double>& timesteps,
@@ -84,39 +86,40 @@ MochiModel::Embedded MochiModel::embed(const Tensor& latents, const std::vector<
   const int64_t batch = check_model_inputs(latents, c.in_channels, timesteps, context, c.text_embed_dim);
   VDIT_CHECK(context.size(1) <= c.max_sequence_length,
              "context has " << context.size(1) << " rows, more than max_sequence_length " << c.max_sequence_length);
-  const Tensor mask = checked_mask(context, context_mask);
+  const CaptionMask mask = checked_mask(context, context_mask);
   Embedded out;
-  out.streams.visual = patch_embed_(latents);
+  out.streams.video = patch_embed_(latents);
   out.grid = frame_patch_grid(latents, c.patch_size);
   out.streams.text = caption_proj_(context);
   const Tensor s = timestep_sinusoid(timesteps, c.time_embed_dim).to(time_linear_1_.weight.device());
-  const Tensor cond = add(time_linear_2_(silu(time_linear_1_(s))), pooler_(context, mask));
+  const Tensor cond = add(time_linear_2_(silu(time_linear_1_(s))), pooler_(context, mask.rows));
   out.block_inputs.conditioning = silu(cond);
   out.block_inputs.rope = mochi_rope(parameter(params_, "pos_frequencies"), out.grid);
-  const int64_t tokens = out.streams.visual.size(1);
-  out.block_inputs.joint_mask = concat({ones_mask(batch, tokens, mask), mask}, 1);
-  out.block_inputs.text_mask = reshape(mask, {batch, -1, 1});
+  // Without padding the attention needs no key mask, which lets a GPU take cuDNN's fused kernel.
+  if (mask.padded) {
+    const int64_t tokens = out.streams.video.size(1);
+    out.block_inputs.joint_mask = concat({ones_mask(batch, tokens, mask.rows), mask.rows}, 1);
+    out.block_inputs.text_mask = reshape(mask.rows, {batch, -1, 1});
+  }
+  out.differentiable = needs_grad({&out.block_inputs.conditioning});
   return out;
 }
 
-MochiStreams MochiModel::run_block(int index, const MochiStreams& streams, const Embedded& embedded,
+TokenStreams MochiModel::run_block(int index, const TokenStreams& streams, const Embedded& embedded,
                                 AttentionProbe* probe) const {
   return blocks_.at(index)(streams, embedded.block_inputs, probe);
 }
 
-Tensor MochiModel::run_head(const MochiStreams& streams, const Embedded& embedded) const {
+Tensor MochiModel::run_head(const TokenStreams& streams, const Embedded& embedded) const {
   // scale first, then shift (MOCHI.md, "Output"); LayerNorm without affine, eps 1e-6.
   const std::vector<Tensor> s = modulation_chunks(norm_out_, embedded.block_inputs.conditioning, 2);
-  const Tensor x = add(mul(layer_norm(streams.visual, Tensor{}, Tensor{}, 1e-6f), add_scalar(s[0], 1.0f)), s[1]);
+  const Tensor x = add(mul(layer_norm(streams.video, Tensor{}, Tensor{}, 1e-6f), add_scalar(s[0], 1.0f)), s[1]);
   return unpatchify(proj_out_(x), embedded.grid, {1, config_.patch_size, config_.patch_size});
 }
 
 Tensor MochiModel::forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context,
                            const Tensor& context_mask) const {
-  const Embedded embedded = embed(latents, timesteps, context, context_mask);
-  MochiStreams streams = embedded.streams;
-  for (int i = 0; i < static_cast<int>(blocks_.size()); ++i) streams = run_block(i, streams, embedded);
-  return run_head(streams, embedded);
+  return velocity({latents, timesteps, context, context_mask}, nullptr);
 }
 
 }  // namespace vdit

@@ -22,8 +22,8 @@ class MochiModel : public DiffusersModel {
   // Checks that `params` holds exactly the config's parameters with their shapes.
   MochiModel(MochiConfig config, ParameterMap params);
 
-  struct Embedded {
-    MochiStreams streams;  // the first block's input
+  // What embed gives the blocks and the head: the first block's input (streams) and the rest.
+  struct Embedded : Stage {
     MochiBlockInputs block_inputs;
     std::array<int64_t, 3> grid{};  // tokens per (frame, row, column)
   };
@@ -33,9 +33,9 @@ class MochiModel : public DiffusersModel {
   Embedded embed(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context,
                  const Tensor& context_mask = {}) const;
   // A probe sees the block's joint attention.
-  MochiStreams run_block(int index, const MochiStreams& streams, const Embedded& embedded,
+  TokenStreams run_block(int index, const TokenStreams& streams, const Embedded& embedded,
                          AttentionProbe* probe = nullptr) const;
-  Tensor run_head(const MochiStreams& streams, const Embedded& embedded) const;  // velocity [B, C_out, F, H, W]
+  Tensor run_head(const TokenStreams& streams, const Embedded& embedded) const;  // velocity [B, C_out, F, H, W]
   Tensor forward(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context,
                  const Tensor& context_mask = {}) const;
 
@@ -60,7 +60,13 @@ class MochiModel : public DiffusersModel {
 
  private:
   void build_layers();
-  Tensor checked_mask(const Tensor& context, const Tensor& context_mask) const;
+  // The caption's rows [B, L] on the model's device (all ones without a context_mask), and
+  // whether any is padding.
+  struct CaptionMask {
+    Tensor rows;
+    bool padded = false;
+  };
+  CaptionMask checked_mask(const Tensor& context, const Tensor& context_mask) const;
 
   MochiConfig config_;
   ParameterMap params_;

@@ -6,12 +6,8 @@ namespace vdit {
 
 namespace {
 
-struct MochiStage : Model::Stage {
-  MochiModel::Embedded embedded;  // its streams moved into the stage's
-};
-
 const MochiModel::Embedded& embedded_of(const Model::Stage& stage) {
-  return family_stage<MochiStage>(stage, "Mochi-1").embedded;
+  return family_stage<MochiModel::Embedded>(stage, "Mochi-1");
 }
 
 }  // namespace
@@ -23,21 +19,15 @@ ModelFacts MochiModel::facts() const {
 }
 
 std::unique_ptr<Model::Stage> MochiModel::embed_stage(const ModelInputs& inputs) const {
-  auto stage = std::make_unique<MochiStage>();
-  stage->embedded = embed(inputs.latents, inputs.timesteps, inputs.context, inputs.context_mask);
-  stage->grid = stage->embedded.grid;
-  stage->streams = {std::move(stage->embedded.streams.visual), std::move(stage->embedded.streams.text)};
-  stage->differentiable = needs_grad({&stage->embedded.block_inputs.conditioning});
-  return stage;
+  return std::make_unique<Embedded>(embed(inputs.latents, inputs.timesteps, inputs.context, inputs.context_mask));
 }
 
 TokenStreams MochiModel::block_stage(int index, const TokenStreams& in, const Stage& stage, AttentionProbe* probe) const {
-  const MochiStreams out = run_block(index, {in.video, in.text}, embedded_of(stage), probe);
-  return {out.visual, out.text};
+  return run_block(index, in, embedded_of(stage), probe);
 }
 
 Tensor MochiModel::head_stage(const TokenStreams& in, const Stage& stage) const {
-  return run_head({in.video, in.text}, embedded_of(stage));
+  return run_head(in, embedded_of(stage));
 }
 
 std::vector<ParamSpec> MochiModel::parameter_specs() const { return mochi_parameter_specs(config_); }

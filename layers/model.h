@@ -11,6 +11,7 @@
 #include "autograd/random.h"
 #include "layers/attention_probe.h"
 #include "layers/parameter_map.h"
+#include "layers/token_streams.h"
 #include "layers/vdit_config.h"
 
 namespace vdit {
@@ -21,13 +22,6 @@ struct ModelInputs {
   std::vector<double> timesteps;  // one per sample, in [0, 1000]
   Tensor context;                 // [B, L, text_dim]
   Tensor context_mask;            // [B, L]: 1 = real row, 0 = padding, real rows first; undefined: all real
-};
-
-// The tokens a block reads and writes: the video tokens [B, N, d] and, where text runs through
-// the blocks as a stream of its own (Mochi, CogVideoX), the text tokens [B, L, d_text].
-struct TokenStreams {
-  Tensor video;
-  Tensor text;
 };
 
 // What generic code needs to know of a model's shape.
@@ -53,8 +47,7 @@ class Model {
   // block's input and whatever else the family's blocks read (time embeddings, RoPE, masks).
   struct Stage {
     TokenStreams streams;
-    std::array<int64_t, 3> grid{};  // tokens per (frame, row, column)
-    bool differentiable = false;    // something besides the streams requires a gradient
+    bool differentiable = false;  // something besides the streams requires a gradient
     virtual ~Stage() = default;
   };
 

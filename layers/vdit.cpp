@@ -157,7 +157,6 @@ Tensor VDiT::velocity(const ModelInputs& inputs, AttentionProbe* probe) const {
 std::unique_ptr<Model::Stage> VDiT::embed_stage(const ModelInputs& inputs) const {
   auto stage = std::make_unique<WanStage>();
   stage->embedded = embed(inputs.latents, inputs.timesteps, masked_context(inputs));
-  stage->grid = stage->embedded.grid;
   stage->differentiable = needs_grad({&stage->embedded.e0, &stage->embedded.context});
   stage->streams.video = std::move(stage->embedded.tokens);  // held once, so that it goes once used
   return stage;

@@ -75,7 +75,7 @@ class CogVideoXAttentionHooks : public ::testing::Test {
   // The staged forward, a probe watching every block.
   Tensor staged(const CogVideoXModel& model, AttentionProbe* probe) const {
     const CogVideoXModel::Embedded embedded = model.embed(latents_, {400.0}, context_);
-    CogVideoXStreams streams = embedded.streams;
+    TokenStreams streams = embedded.streams;
     for (int i = 0; i < config_.num_layers; ++i) streams = model.run_block(i, streams, embedded, probe);
     return model.run_head(streams, embedded);
   }

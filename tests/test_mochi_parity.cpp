@@ -78,7 +78,7 @@ class MochiAttentionHooks : public ::testing::Test {
   // The staged forward, a probe watching every block.
   Tensor staged(const MochiModel& model, AttentionProbe* probe) const {
     const MochiModel::Embedded embedded = model.embed(latents_, {400.0}, context_, mask_);
-    MochiStreams streams = embedded.streams;
+    TokenStreams streams = embedded.streams;
     for (int i = 0; i < config_.num_layers; ++i) streams = model.run_block(i, streams, embedded, probe);
     return model.run_head(streams, embedded);
   }

@@ -1,7 +1,7 @@
 // The model seam (layers/model.h, data/model_families.h): every family's staged forward equals
 // its velocity, models round-trip through files with their family, the --layers vocabulary is
 // the family's, frozen blocks recompute exactly, and a Mochi-1 and a CogVideoX-2b checkpoint
-// retrain and resume exactly through the commands.
+// retrain and resume exactly and tune temperatures through the commands.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -9,8 +9,10 @@
 #include <fstream>
 
 #include "autograd/tape.h"
+#include "data/adapter.h"
 #include "data/hdf5_file.h"
 #include "data/model_families.h"
+#include "layers/family_params.h"
 #include "tests/fixtures.h"
 #include "train/layer_selection.h"
 #include "train/trainable.h"
@@ -178,6 +180,37 @@ TEST(ModelSeam, FamilyCheckpointsRetrainAndResumeExactly) {
     const std::vector<float> a = trained_weights(dir / (preset + "-whole/checkpoint-000004"));
     EXPECT_FALSE(a.empty()) << preset;
     EXPECT_EQ(a, trained_weights(dir / (preset + "-cut/checkpoint-000004"))) << preset;
+  }
+}
+
+// tune-temperature on a joint-attention family learns one temperature per head of each chosen
+// block's joint attention, under the family's key; the adapter goes with the model it was made
+// for; a cross-attention temperature is refused by the family's name.
+TEST(ModelSeam, FamilyTemperaturesTuneIntoAnAdapter) {
+  ScratchDir dir;
+  ASSERT_EQ(run_vditkit("make-data --preset tiny --samples 4 --height 4 --width 6 --frames 2 --out " + dir / "data.h5")
+                .exit_code, 0);
+  for (const std::string preset : {"mochi-tiny", "cogvideox-tiny"}) {
+    const std::string model = dir / (preset + ".h5"), out = dir / (preset + "-tau");
+    ASSERT_EQ(run_vditkit("create --preset " + preset + " --layers 3 --out " + model).exit_code, 0);
+    const std::string tune = "tune-temperature --batch-size 2 --steps 3 --lr 0.05 --blocks 1-2 --model " + model +
+                             " --data " + dir / "data.h5";
+    const testing::CommandResult tuned = run_vditkit(tune + " --out " + out);
+    ASSERT_EQ(tuned.exit_code, 0) << tuned.output;
+    const Adapter adapter = read_adapter(out + "/adapter.h5");
+    const int64_t heads = load_family_model(model).model->facts().num_heads;
+    ASSERT_EQ(adapter.log_temperatures.size(), 2u) << preset;
+    for (const int block : {1, 2}) {
+      const Tensor& log_tau = adapter.log_temperatures.at(joint_temperature_key(block));
+      EXPECT_EQ(log_tau.shape(), (Shape{heads})) << preset;
+      EXPECT_GT(max_abs(log_tau), 0.0) << preset << ": block " << block << " learnt nothing";
+    }
+    const testing::CommandResult shown = run_vditkit("inspect " + model + " --adapter " + out + "/adapter.h5");
+    ASSERT_EQ(shown.exit_code, 0) << shown.output;
+    EXPECT_THAT(shown.output, ::testing::HasSubstr("transformer_blocks.2.attn1 "));  // its taus per head
+    const testing::CommandResult cross = run_vditkit(tune + " --cross-attn --out " + out + "-cross");
+    EXPECT_EQ(cross.exit_code, 1);
+    EXPECT_THAT(cross.output, ::testing::HasSubstr("has no cross-attention"));
   }
 }
 

@@ -99,10 +99,8 @@ TEST(TorchFamilyBlock, MochiCheckMatchesOurBlock) {
     MochiBlockInputs inputs;
     inputs.conditioning = silu(in.at("c"));
     inputs.rope = mochi_rope(params.at("pos_frequencies"), check.grid);
-    inputs.joint_mask = ones_mask(1, tokens + rows, in.at("visual"));
-    inputs.text_mask = reshape(ones_mask(1, rows, in.at("visual")), {1, rows, 1});
-    const MochiStreams out = block({in.at("visual"), in.at("text")}, inputs);
-    return std::pair{out.visual, out.text};
+    const TokenStreams out = block({in.at("visual"), in.at("text")}, inputs);
+    return std::pair{out.video, out.text};
   };
   expect_script_matches("mochi", model, check);
 }
@@ -121,7 +119,7 @@ TEST(TorchFamilyBlock, CogVideoXCheckMatchesOurBlock) {
   check.inputs["c"] = rng.normal_tensor({1, config.time_embed_dim});
   check.ours = [&] {
     const auto& in = check.inputs;
-    const CogVideoXStreams out = block({in.at("visual"), in.at("text")}, silu(in.at("c")));
+    const TokenStreams out = block({in.at("visual"), in.at("text")}, silu(in.at("c")));
     return std::pair{out.video, out.text};
   };
   expect_script_matches("cogvideox", model, check);
