@@ -3,13 +3,15 @@
 // (4 x 32 x 32) with the full caption (Mochi 256 real rows, CogVideoX 226), ours against PyTorch
 // (bench/torch_family_block.py: the float64 references of tests/reference/ in float32, same
 // threads): time and peak memory (see ours()). With a GPU, again there: ours with float32
-// weights and bf16 activations, PyTorch under bf16 autocast with scaled_dot_product_attention.
-// VDITKIT_FAMILIES_GRID="F H W" sets another token grid (a CPU step of Mochi at 4,096 tokens
-// takes about a minute on 2 cores).
+// weights and bf16 activations, PyTorch under bf16 autocast with scaled_dot_product_attention,
+// and once more at each family's released video size (see kFamilies). VDITKIT_FAMILIES_GRID="F H W"
+// sets another grid for the 4,096-token runs (a CPU step of Mochi there takes about a minute on
+// 2 cores).
 #include <malloc.h>
 #include <omp.h>
 
 #include <cstdlib>
+#include <functional>
 #include <sstream>
 
 #include "autograd/cuda_backend.h"
@@ -100,8 +102,12 @@ BlockCase cogvideox_case(const Grid& grid, Rng& rng, Device device) {
 struct Family {
   const char* name;  // figure prefix and torch_family_block.py --family
   BlockCase (*make)(const Grid&, Rng&, Device);
+  Grid released;  // the tokens of a video at the released size
 };
-const Family kFamilies[] = {{"mochi", mochi_case}, {"cogvideox", cogvideox_case}};
+// Mochi-1: 163 frames of 480x848 (5.4 s at 30 fps), its VAE 6x in time and 8x8 in space, patch
+// 2: 28 x 30 x 53 = 44,520 tokens. CogVideoX-2b: 49 frames of 480x720, VAE 4x and 8x8, patch 2:
+// 13 x 30 x 45 = 17,550 tokens.
+const Family kFamilies[] = {{"mochi", mochi_case, {28, 30, 53}}, {"cogvideox", cogvideox_case, {13, 30, 45}}};
 
 Grid token_grid() {
   const char* text = std::getenv("VDITKIT_FAMILIES_GRID");
@@ -146,12 +152,14 @@ std::pair<double, double> ours(const Family& f, const Grid& grid, Device device)
   return {seconds, static_cast<double>(cuda_backend().memory_stats(device.index).peak - before) / (1 << 20)};
 }
 
-void run_device(const Grid& grid, Device device) {
-  const std::string where = device.is_cuda() ? "gpu_" : "", tokens = std::to_string(grid[0] * grid[1] * grid[2]);
-  std::ostringstream args;
-  args << "--grid " << grid[0] << " " << grid[1] << " " << grid[2] << (device.is_cuda() ? " --device cuda" : "");
+// Every family's block on `device` at the grid `grid_of` gives it.
+void run_device(Device device, const std::function<Grid(const Family&)>& grid_of) {
   for (const Family& f : kFamilies) {
-    const std::string name = where + f.name + "_block_" + tokens;
+    const Grid grid = grid_of(f);
+    std::ostringstream args;
+    args << "--grid " << grid[0] << " " << grid[1] << " " << grid[2] << (device.is_cuda() ? " --device cuda" : "");
+    const std::string name = std::string(device.is_cuda() ? "gpu_" : "") + f.name + "_block_" +
+                             std::to_string(grid[0] * grid[1] * grid[2]);
     // PyTorch first: on a GPU, before our allocator holds any memory.
     const std::string torch_args = "--family " + std::string(f.name) + " " + args.str();
     const std::vector<double> theirs = python_figures("torch_family_block.py", torch_args, omp_get_max_threads());
@@ -171,13 +179,19 @@ void run_device(const Grid& grid, Device device) {
 
 void run_families() {
   const Grid grid = token_grid();
-  run_device(grid, Device::cpu());
-  if (cuda_available()) run_device(grid, Device::cuda(0));
-  else report("gpu_families", "skipped: no CUDA device visible (or vditkit built without -DVDITKIT_CUDA=ON)");
+  const auto fixed = [&](const Family&) { return grid; };
+  run_device(Device::cpu(), fixed);
+  if (!cuda_available()) {
+    report("gpu_families", "skipped: no CUDA device visible (or vditkit built without -DVDITKIT_CUDA=ON)");
+    return;
+  }
+  run_device(Device::cuda(0), fixed);
+  run_device(Device::cuda(0), [](const Family& f) { return f.released; });
 }
 
 Register families_section("families",
-                          "Mochi-1 and CogVideoX-2b block forward+backward at 4,096 tokens, ours vs PyTorch (CPU, GPU)",
+                          "Mochi-1 and CogVideoX-2b block forward+backward at 4,096 tokens, ours vs PyTorch (CPU, GPU), "
+                          "and at their released video sizes (GPU)",
                           run_families);
 
 }  // namespace
