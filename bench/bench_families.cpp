@@ -3,7 +3,8 @@
 // (4 x 32 x 32) with the full caption (Mochi 256 real rows, CogVideoX 226), ours against PyTorch
 // (bench/torch_family_block.py: the float64 references of tests/reference/ in float32, same
 // threads): time and peak memory (see ours()). With a GPU, again there: ours with float32
-// weights and bf16 activations, PyTorch under bf16 autocast with scaled_dot_product_attention,
+// weights and bf16 activations, PyTorch under bf16 autocast; PyTorch attends with its fused
+// scaled_dot_product_attention wherever it has one (torch_family_block.py), on both devices;
 // and once more at each family's released video size (see kFamilies). VDITKIT_FAMILIES_GRID="F H W"
 // sets another grid for the 4,096-token runs (a CPU step of Mochi there takes about a minute on
 // 2 cores).

@@ -2,10 +2,10 @@
 (`vditkit-bench families`), every block parameter trainable.
 
 The block is the float64 reference's (tests/reference/mochi_reference.py, cogvideox_reference.py,
-written from MOCHI.md and COGVIDEOX.md) run in float32 on the CPU, as torch_wan_block.py runs
-wan_reference. With --device cuda: float32 master weights under bfloat16 autocast and the
-references' attention replaced by F.scaled_dot_product_attention, as torch_gpu.py runs
-Wan. Block 0 of the released config (not the last block: Mochi's text stream goes on); the step
+written from MOCHI.md and COGVIDEOX.md) run in float32 on the CPU; with --device cuda: float32
+master weights under bfloat16 autocast, as torch_gpu.py runs Wan. The references' attention
+(which forms the whole map) is replaced by F.scaled_dot_product_attention wherever PyTorch has
+it (2.0 on; PyTorch's fastest attention: its fused kernels), on both devices. Block 0 of the released config (not the last block: Mochi's text stream goes on); the step
 is the backward of sum(visual * u) + sum(text * u_text). Mochi's caption has no padding (mask
 None; vditkit passes none either for a caption without padding). Prints the median seconds per
 step and the peak memory (MiB):
@@ -79,9 +79,11 @@ FAMILIES = {"mochi": Mochi, "cogvideox": CogVideoX}
 
 def sdpa(p, block, q, k, v):
     """reference_common.tempered_attention through scaled_dot_product_attention ([T, n, hd]);
-    the benchmarked blocks have no temperature."""
+    the benchmarked blocks have no temperature. As [1, n, T, hd]: PyTorch's fused kernels take
+    4-dimensional inputs only and fall back to materialising the map for any other."""
     assert f"{block}.{common.TEMPERATURE}" not in p
-    return F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)).transpose(0, 1)
+    heads_first = [t.transpose(0, 1).unsqueeze(0) for t in (q, k, v)]
+    return F.scaled_dot_product_attention(*heads_first).squeeze(0).transpose(0, 1)
 
 
 def loss(run, params, upstream):
@@ -138,7 +140,11 @@ def main():
         sys.exit("torch_family_block.py: PyTorch sees no CUDA device")
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = False
+    if hasattr(F, "scaled_dot_product_attention"):
         common.tempered_attention = sdpa
+    else:
+        print("torch_family_block.py: PyTorch", torch.__version__, "has no scaled_dot_product_attention;"
+              " the reference's attention (the whole map) is timed", file=sys.stderr)
     torch.manual_seed(0)
     cpu_base = resident_mib("VmRSS")  # PyTorch loaded, nothing of the block yet
     cfg = family.reference.config_from_json(family.released)
