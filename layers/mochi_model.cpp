@@ -40,7 +40,14 @@ void MochiModel::set_parameters(const ParameterMap& values) {
   build_layers();
 }
 
+MochiRope MochiModel::rope(const std::array<int64_t, 3>& grid) const {
+  const Tensor& frequencies = parameter(params_, "pos_frequencies");
+  if (frequencies.requires_grad()) return mochi_rope(frequencies, grid);  // a function of a trained parameter
+  return rope_cache_.get(grid, frequencies.storage(), [&] { return mochi_rope(frequencies, grid); });
+}
+
 void MochiModel::build_layers() {
+  rope_cache_.clear();
   const ParameterMap& p = params_;
   patch_embed_ = frame_patch_embedding(p, "patch_embed.proj", config_.patch_size);
   time_linear_1_ = linear_from(p, "time_embed.timestep_embedder.linear_1");
@@ -94,7 +101,7 @@ MochiModel::Embedded MochiModel::embed(const Tensor& latents, const std::vector<
   const Tensor s = timestep_sinusoid(timesteps, c.time_embed_dim).to(time_linear_1_.weight.device());
   const Tensor cond = add(time_linear_2_(silu(time_linear_1_(s))), pooler_(context, mask.rows));
   out.block_inputs.conditioning = silu(cond);
-  out.block_inputs.rope = mochi_rope(parameter(params_, "pos_frequencies"), out.grid);
+  out.block_inputs.rope = rope(out.grid);
   // Without padding the attention needs no key mask, which lets a GPU take cuDNN's fused kernel.
   if (mask.padded) {
     const int64_t tokens = out.streams.video.size(1);

@@ -6,6 +6,7 @@
 
 #include "layers/diffusers_model.h"
 #include "layers/embeddings.h"
+#include "layers/grid_tables_cache.h"
 #include "layers/mochi_block.h"
 
 namespace vdit {
@@ -60,6 +61,9 @@ class MochiModel : public DiffusersModel {
 
  private:
   void build_layers();
+  // Frozen pos_frequencies give the same tables to every forward of a grid (keyed by their
+  // storage, so a move to another device or new values make them again).
+  MochiRope rope(const std::array<int64_t, 3>& grid) const;
   // The caption's rows [B, L] on the model's device (all ones without a context_mask), and
   // whether any is padding.
   struct CaptionMask {
@@ -73,6 +77,7 @@ class MochiModel : public DiffusersModel {
   PatchEmbedding patch_embed_;
   Linear time_linear_1_, time_linear_2_, caption_proj_, norm_out_, proj_out_;
   CaptionPooler pooler_;
+  GridTablesCache<MochiRope, const void*> rope_cache_;
   std::vector<MochiBlock> blocks_;
 };
 

@@ -41,12 +41,15 @@ MochiRope mochi_rope(const Tensor& freqs, const std::array<int64_t, 3>& grid) {
   }
   const std::vector<float> w = freqs.to_f32().to_vector();
   Tensor c = Tensor::empty(table), s = Tensor::empty(table);
+  float* const cos_out = c.data();
+  float* const sin_out = s.data();
+#pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tokens; ++t)
     for (int64_t j = 0; j < columns; ++j) {
       double angle = 0.0;
       for (int64_t k = 0; k < 3; ++k) angle += pos[t * 3 + k] * static_cast<double>(w[k * columns + j]);
-      c.data()[t * columns + j] = static_cast<float>(std::cos(angle));
-      s.data()[t * columns + j] = static_cast<float>(std::sin(angle));
+      cos_out[t * columns + j] = static_cast<float>(std::cos(angle));
+      sin_out[t * columns + j] = static_cast<float>(std::sin(angle));
     }
   return {c.to(freqs.device()), s.to(freqs.device())};
 }

@@ -59,15 +59,10 @@ void VDiT::to(Device device) {
 }
 
 RopeTables VDiT::rope_tables(const std::array<int64_t, 3>& grid) const {
-  std::lock_guard<std::mutex> lock(rope_cache_->mutex);
-  RopeCache& cache = *rope_cache_;
-  if (!cache.tables.cos.defined() || cache.grid != grid || cache.device != device()) {
+  return rope_cache_.get(grid, device(), [&] {
     const RopeTables host = make_rope_tables(grid, config_.head_dim());
-    cache.grid = grid;
-    cache.device = device();
-    cache.tables = {host.cos.to(device()), host.sin.to(device())};
-  }
-  return cache.tables;
+    return RopeTables{host.cos.to(device()), host.sin.to(device())};
+  });
 }
 
 VDiT::Embedded VDiT::embed(const Tensor& latents, const std::vector<double>& timesteps, const Tensor& context) const {

@@ -1,11 +1,11 @@
 #pragma once
 // The Wan2.1 text-to-video transformer assembled from its parameters (WAN21.md).
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "layers/embeddings.h"
+#include "layers/grid_tables_cache.h"
 #include "layers/model.h"
 #include "layers/parameter_map.h"
 #include "layers/vdit_config.h"
@@ -86,13 +86,7 @@ class VDiT : public Model {
   std::vector<bool> block_trainable_;  // a parameter of block i requires a gradient
   bool recompute_frozen_ = false;
   // The RoPE tables of the last grid, on the model's device: computed on the host once per grid.
-  struct RopeCache {
-    std::mutex mutex;
-    std::array<int64_t, 3> grid{};
-    Device device;
-    RopeTables tables;
-  };
-  std::shared_ptr<RopeCache> rope_cache_ = std::make_shared<RopeCache>();
+  GridTablesCache<RopeTables, Device> rope_cache_;
   RopeTables rope_tables(const std::array<int64_t, 3>& grid) const;
 };
 

@@ -4,15 +4,12 @@
 // --frozen-bf16 and --recompute-frozen.
 #include <gtest/gtest.h>
 
-#include <fstream>
-
-#include <nlohmann/json.hpp>
-
 #include "autograd/ops.h"
 #include "data/hdf5_file.h"
 #include "data/model_families.h"
 #include "tests/autograd_testing.h"
 #include "tests/fixtures.h"
+#include "tests/run_comparison.h"
 
 namespace vdit {
 namespace {
@@ -78,11 +75,10 @@ TEST(FamilyCommands, ConvertedModelsForwardToTheModelsOwnVelocity) {
   }
 }
 
-// The loss of every step in a run's train_log.jsonl.
-std::vector<double> logged_losses(const std::string& path) {
-  std::ifstream in(path);
+// The loss of every step a run logged.
+std::vector<double> logged_losses(const std::string& run_dir) {
   std::vector<double> losses;
-  for (std::string line; std::getline(in, line);) losses.push_back(nlohmann::json::parse(line).at("loss"));
+  for (const nlohmann::json& record : testing::step_records(run_dir)) losses.push_back(record["loss"]);
   return losses;
 }
 
@@ -112,8 +108,8 @@ TEST(FamilyCommands, RetrainTrainsExactlyTheChosenSubModule) {
     // Frozen weights as bf16 and block 2 recomputed in the backward: the same sub-module trains,
     // and the losses stay within bf16's reach of the float32 run's.
     expect_runs(retrain + " --frozen-bf16 --recompute-frozen --out " + dir / (preset + "-bf16"));
-    const std::vector<double> exact = logged_losses(dir / (preset + "-attn/train_log.jsonl"));
-    const std::vector<double> bf16 = logged_losses(dir / (preset + "-bf16/train_log.jsonl"));
+    const std::vector<double> exact = logged_losses(dir / (preset + "-attn"));
+    const std::vector<double> bf16 = logged_losses(dir / (preset + "-bf16"));
     ASSERT_EQ(exact.size(), 2u);
     ASSERT_EQ(bf16.size(), 2u);
     for (size_t i = 0; i < exact.size(); ++i) EXPECT_NEAR(bf16[i], exact[i], 0.02 * exact[i]) << preset << " step " << i;
