@@ -28,14 +28,15 @@ Tensor cogvideox_positions(const CogVideoXConfig& c, const std::array<int64_t, 3
       row[at + half + i] = static_cast<float>(std::cos(pos * om[i]));
     }
   };
-  for (int64_t f = 0, n = 0; f < grid[0]; ++f)
-    for (int64_t h = 0; h < grid[1]; ++h)
-      for (int64_t w = 0; w < grid[2]; ++w, ++n) {
-        float* row = out.data() + n * d;
-        sincos(row, 0, temporal, static_cast<double>(f) / c.temporal_interpolation_scale);
-        sincos(row, d / 4, spatial, static_cast<double>(w) / c.spatial_interpolation_scale);
-        sincos(row, d / 4 + 3 * d / 8, spatial, static_cast<double>(h) / c.spatial_interpolation_scale);
-      }
+  float* const rows = out.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < tokens; ++n) {
+    const int64_t f = n / (grid[1] * grid[2]), h = n / grid[2] % grid[1], w = n % grid[2];
+    float* row = rows + n * d;
+    sincos(row, 0, temporal, static_cast<double>(f) / c.temporal_interpolation_scale);
+    sincos(row, d / 4, spatial, static_cast<double>(w) / c.spatial_interpolation_scale);
+    sincos(row, d / 4 + 3 * d / 8, spatial, static_cast<double>(h) / c.spatial_interpolation_scale);
+  }
   return out;
 }
 
@@ -89,7 +90,9 @@ CogVideoXModel::Embedded CogVideoXModel::embed(const Tensor& latents, const std:
   Embedded out;
   out.grid = frame_patch_grid(latents, c.patch_size);
   const Tensor video = patch_embed_(latents);
-  out.streams = {add(video, cogvideox_positions(c, out.grid).to(video.device())), text_proj_(context)};
+  const Tensor positions =
+      positions_cache_.get(out.grid, device(), [&] { return cogvideox_positions(c, out.grid).to(device()); });
+  out.streams = {add(video, positions), text_proj_(context)};
   const Tensor s = timestep_sinusoid(timesteps, c.dim()).to(time_linear_1_.weight.device());
   out.conditioning = silu(time_linear_2_(silu(time_linear_1_(s))));
   out.differentiable = needs_grad({&out.conditioning});

@@ -7,6 +7,7 @@
 #include "layers/cogvideox_block.h"
 #include "layers/diffusers_model.h"
 #include "layers/embeddings.h"
+#include "layers/grid_tables_cache.h"
 
 namespace vdit {
 
@@ -64,6 +65,8 @@ class CogVideoXModel : public DiffusersModel {
   Linear text_proj_, time_linear_1_, time_linear_2_, norm_out_linear_, proj_out_;
   LayerNorm norm_final_, norm_out_norm_;
   std::vector<CogVideoXBlock> blocks_;
+  // The sin-cos positions of the last grid on the model's device: the same for every forward.
+  GridTablesCache<Tensor, Device> positions_cache_;
 };
 
 }  // namespace vdit
