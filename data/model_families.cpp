@@ -220,6 +220,16 @@ nlohmann::json family_config_json(const Model& model) {
   return config_to_json(dynamic_cast<const VDiT&>(model).config());
 }
 
+ModelFormat output_format(const Model& model, const std::string& path, const std::string& layout) {
+  const ModelFormat format = model_format_for(path);
+  if (format == ModelFormat::H5) return format;
+  const DiffusersFamily* family = family_named(model.facts().family);
+  if (!family) return layout == "diffusers" ? ModelFormat::SafetensorsDiffusers : format;
+  VDIT_CHECK(layout != "original", "--layout original: a " << family->name
+                                       << " model has only the diffusers layout (the original layout is Wan2.1's)");
+  return ModelFormat::SafetensorsDiffusers;
+}
+
 void save_family_model(const std::string& path, const Model& model, ModelFormat format, bool bf16) {
   const DiffusersFamily* family = family_named(model.facts().family);
   if (!family) {

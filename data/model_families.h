@@ -30,6 +30,10 @@ LoadedFamilyModel load_family_model(const std::string& path, const LoadOptions& 
 // otherwise) over `params`; errors name `source`.
 std::unique_ptr<Model> build_family_model(const nlohmann::json& config, ParameterMap params, const std::string& source);
 
+// The format `model` is written in at `path` with --layout `layout` ("" for its family's own:
+// Wan2.1's original layout, the diffusers layout of the others, which have no other).
+ModelFormat output_format(const Model& model, const std::string& path, const std::string& layout);
+
 // Writes atomically as save_model does: Wan2.1 through save_model, the others as an .h5 file
 // or a diffusers directory (config.json + diffusion_pytorch_model.safetensors).
 void save_family_model(const std::string& path, const Model& model, ModelFormat format, bool bf16 = false);

@@ -54,6 +54,10 @@ TEST(FamilyCommands, ConvertedModelsForwardToTheModelsOwnVelocity) {
     expect_runs("convert " + m + " " + dir / (preset + "-dir"));
     expect_runs("convert " + dir / (preset + "-dir") + " " + dir / (preset + "-back.h5"));
     expect_runs("convert " + m + " " + dir / (preset + "-bf16") + " --bf16");
+    const testing::CommandResult original =
+        run_vditkit("convert " + m + " " + dir / (preset + "-orig") + " --layout original");
+    EXPECT_EQ(original.exit_code, 1);
+    EXPECT_NE(original.output.find("has only the diffusers layout"), std::string::npos) << original.output;
     const std::unique_ptr<Model> model = load_family_model(m).model;
     const std::vector<float> expected = model->velocity(write_forward_input(in, model->facts()), nullptr).to_vector();
     EXPECT_GT(testing::max_abs(Tensor::from_vector({static_cast<int64_t>(expected.size())}, expected)), 0.0);

@@ -20,16 +20,15 @@ int run_create(int argc, char** argv) {
       ("preset", po::value(&preset)->default_value("tiny"), "architecture: tiny, pixel-tiny, wan-1.3b, wan-14b, mochi-tiny, mochi-1, cogvideox-tiny or cogvideox-2b")
       ("layers", po::value(&layers)->default_value(0), "number of blocks (0: the preset's)")
       ("seed", po::value(&seed)->default_value(0), "initialisation seed")
-      ("layout", po::value(&layout)->default_value("original"), "safetensors key layout: original or diffusers")
+      ("layout", po::value(&layout), "safetensors key layout: original or diffusers (default: the family's own; Mochi-1 and CogVideoX-2b have only diffusers')")
       ("bf16", po::bool_switch(&bf16), "store safetensors weights as bf16")
       ("head-std", po::value(&head_std)->default_value(head_std),
        "draw the output head's weight with this deviation (Wan's init zeroes it, so that no block gets a gradient)")
       ("out", po::value(&out)->required(), "output: FILE.h5, FILE.safetensors or a directory");
   const po::variables_map vm = parse_options(argc, argv, "vditkit create --out FILE [--preset tiny]", options);
   if (vm.empty()) return 0;
-  if (layout != "original" && layout != "diffusers") throw UsageError("--layout must be original or diffusers");
-  ModelFormat format = model_format_for(out);
-  if (format != ModelFormat::H5 && layout == "diffusers") format = ModelFormat::SafetensorsDiffusers;
+  if (!layout.empty() && layout != "original" && layout != "diffusers")
+    throw UsageError("--layout must be original or diffusers");
   const std::unique_ptr<Model> model = create_family_model(preset, layers, seed);
   if (head_std > 0) {
     const auto head = model->parameters().find("head.head.weight");
@@ -38,7 +37,7 @@ int run_create(int argc, char** argv) {
     Rng rng(seed + 1);
     model->set_parameters({{head->first, rng.normal_tensor(head->second.shape(), head_std)}});
   }
-  save_family_model(out, *model, format, bf16);
+  save_family_model(out, *model, output_format(*model, out, layout), bf16);
   std::cout << "wrote " << out << " (" << preset << ", " << model->facts().num_blocks << " blocks, seed " << seed << ")\n";
   return 0;
 }
