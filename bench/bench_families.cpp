@@ -124,12 +124,18 @@ Grid token_grid() {
   return grid;
 }
 
+struct Ours {
+  double seconds = 0, peak_mib = 0;
+  double held_mib = -1;  // GPU: what the forward leaves for the backward (activations), above the start
+};
+
 // Our median seconds per step of `f`'s block, and the memory of the steps (MiB): on a GPU the
 // allocator's peak during a step above what it held before it (activations, gradients,
-// workspaces); on the CPU the resident set's peak above what the process held before the block
-// existed (parameters and inputs included: the host allocator keeps freed blocks, so a step's
-// own peak cannot be told apart), as the PyTorch side reports it.
-std::pair<double, double> ours(const Family& f, const Grid& grid, Device device) {
+// workspaces), and what it holds between the forward and the backward; on the CPU the resident
+// set's peak above what the process held before the block existed (parameters and inputs
+// included: the host allocator keeps freed blocks, so a step's own peak cannot be told apart),
+// as the PyTorch side reports it.
+Ours ours(const Family& f, const Grid& grid, Device device) {
   release_cached_host_blocks();  // an earlier case's kept blocks
   malloc_trim(0);
   const double cpu_base = current_rss_mib();
@@ -147,10 +153,15 @@ std::pair<double, double> ours(const Family& f, const Grid& grid, Device device)
   const double seconds = seconds_per_call(step, 3, 0.0);
   if (!device.is_cuda()) return {seconds, peak_rss_mib() - cpu_base};
   zero();
+  const auto mib = [](int64_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
   const int64_t before = cuda_backend().memory_stats(device.index).live;
   cuda_backend().reset_memory_peak(device.index);
-  step();
-  return {seconds, static_cast<double>(cuda_backend().memory_stats(device.index).peak - before) / (1 << 20)};
+  const Tensor loss = c.loss();
+  cuda_backend().synchronize(device.index);
+  const double held = mib(cuda_backend().memory_stats(device.index).live - before);
+  loss.backward();
+  cuda_backend().synchronize(device.index);
+  return {seconds, mib(cuda_backend().memory_stats(device.index).peak - before), held};
 }
 
 // Every family's block on `device` at the grid `grid_of` gives it.
@@ -164,10 +175,11 @@ void run_device(Device device, const std::function<Grid(const Family&)>& grid_of
     // PyTorch first: on a GPU, before our allocator holds any memory.
     const std::string torch_args = "--family " + std::string(f.name) + " " + args.str();
     const std::vector<double> theirs = python_figures("torch_family_block.py", torch_args, omp_get_max_threads());
-    const auto [seconds, peak] = ours(f, grid, device);
+    const auto [seconds, peak, held] = ours(f, grid, device);
     report(name + "_fwd_bwd_s", seconds);
     report(name + "_peak_mib", peak);
-    if (theirs.size() != 2) {
+    if (held >= 0) report(name + "_forward_held_mib", held);
+    if (theirs.size() < 2) {
       report("torch_" + name, "unavailable (no PyTorch, or it failed: run bench/torch_family_block.py by hand)");
       continue;
     }
@@ -175,6 +187,7 @@ void run_device(Device device, const std::function<Grid(const Family&)>& grid_of
     report("torch_" + name + "_peak_mib", theirs[1]);
     report(name + "_speedup", theirs[0] / seconds);
     report(name + "_peak_vs_torch", peak / theirs[1]);
+    if (theirs.size() > 2) report("torch_" + name + "_forward_held_mib", theirs[2]);
   }
 }
 

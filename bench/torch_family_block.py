@@ -8,7 +8,7 @@ master weights under bfloat16 autocast, as torch_gpu.py runs Wan. The references
 it (2.0 on; PyTorch's fastest attention: its fused kernels), on both devices. Block 0 of the released config (not the last block: Mochi's text stream goes on); the step
 is the backward of sum(visual * u) + sum(text * u_text). Mochi's caption has no padding (mask
 None; vditkit passes none either for a caption without padding). Prints the median seconds per
-step and the peak memory (MiB):
+step and the peak memory (MiB), and on the GPU what the forward holds for the backward (MiB):
 on the CPU the resident set's peak above what the process held before the block's parameters,
 on the GPU the most allocated during a step above what was allocated before it.
 
@@ -179,9 +179,20 @@ def main():
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    peak = ((torch.cuda.max_memory_allocated() - before) / 2**20 if cuda
-            else max(resident_mib("VmHWM"), resident_mib("VmRSS")) - cpu_base)
-    print(statistics.median(times), peak)
+    if not cuda:
+        print(statistics.median(times), max(resident_mib("VmHWM"), resident_mib("VmRSS")) - cpu_base)
+        return
+    peak = (torch.cuda.max_memory_allocated() - before) / 2**20
+    # What the forward leaves for the backward (activations), as vditkit-bench reports its own.
+    for p in params.values():
+        p.grad = None
+    before = torch.cuda.memory_allocated()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        value = loss(run, params, upstream)
+    torch.cuda.synchronize()
+    held = (torch.cuda.memory_allocated() - before) / 2**20
+    value.backward()
+    print(statistics.median(times), peak, held)
 
 
 if __name__ == "__main__":
