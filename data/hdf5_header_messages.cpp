@@ -213,6 +213,7 @@ std::string message_name(uint16_t type) {
     case 0x08: return "layout message";
     case 0x0b: return "filter pipeline message";
     case 0x0c: return "attribute message";
+    case 0x0d: return "comment message";
     case 0x10: return "continuation message";
     case 0x11: return "symbol table message";
     default: return "header message of type " + std::to_string(type);

@@ -36,13 +36,13 @@ class MessageFields {
   // A NUL-terminated string HDF5 copies with strdup: the NUL must come within `count` bytes.
   std::string string(uint64_t count, const std::string& name) {
     const size_t begin = take(count, name);
-    const void* nul = std::memchr(bytes_.data() + begin, 0, count);
+    const void* nul = count == 0 ? nullptr : std::memchr(bytes_.data() + begin, 0, count);  // an empty message has no data()
     if (nul == nullptr) fail(name + " has no terminating NUL within its " + std::to_string(count) + " bytes");
     return {reinterpret_cast<const char*>(bytes_.data() + begin), static_cast<const char*>(nul)};
   }
   // The same for a string whose end is only its NUL; returns its length with the NUL.
   size_t string_to_nul(const std::string& name) {
-    const void* nul = std::memchr(bytes_.data() + pos_, 0, end_ - pos_);
+    const void* nul = pos_ == end_ ? nullptr : std::memchr(bytes_.data() + pos_, 0, end_ - pos_);
     if (nul == nullptr) fail(name + " has no terminating NUL before the end");
     const size_t count = static_cast<size_t>(static_cast<const uint8_t*>(nul) - (bytes_.data() + pos_)) + 1;
     take(count, name);

@@ -1,5 +1,6 @@
 #include "data/model_config.h"
 
+#include <cmath>
 #include <fstream>
 
 #include "autograd/check.h"
@@ -16,9 +17,22 @@ bool truthy(const nlohmann::json& v) {
   return false;
 }
 
+// An integer config value. nlohmann converts a float to an integer with a plain cast, undefined
+// beyond int64's range (fuzz_config found in_dim 2.7e32, a literal too long for an integer),
+// so a float must hold an integral value in range; the error joins the reader's JSON errors.
+int64_t integer(const nlohmann::json& v, const std::string& key) {
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (!(std::trunc(d) == d && d >= -0x1p63 && d < 0x1p63))
+      throw nlohmann::json::type_error::create(302, key + " is " + v.dump() + ", not an integer within int64's range", &v);
+    return static_cast<int64_t>(d);
+  }
+  return v.get<int64_t>();
+}
+
 std::array<int64_t, 3> patch_from_json(const nlohmann::json& v, const std::string& source) {
   VDIT_CHECK(v.is_array() && v.size() == 3, source << ": patch_size must be a list of 3 integers");
-  return {v[0].get<int64_t>(), v[1].get<int64_t>(), v[2].get<int64_t>()};
+  return {integer(v[0], "patch_size"), integer(v[1], "patch_size"), integer(v[2], "patch_size")};
 }
 
 // The patch size is a divisor below (out_dim from the head's rows): check it before use.
@@ -48,8 +62,8 @@ nlohmann::json normalize_config_json(const nlohmann::json& raw, const std::strin
       copy("out_channels", "out_dim");
       if (raw.contains("num_attention_heads") && raw.contains("attention_head_dim")) {
         int64_t dim = 0;
-        VDIT_CHECK(!__builtin_mul_overflow(raw["num_attention_heads"].get<int64_t>(),
-                                           raw["attention_head_dim"].get<int64_t>(), &dim),
+        VDIT_CHECK(!__builtin_mul_overflow(integer(raw["num_attention_heads"], "num_attention_heads"),
+                                           integer(raw["attention_head_dim"], "attention_head_dim"), &dim),
                    source << ": num_attention_heads * attention_head_dim overflows");
         out["dim"] = dim;
       }
@@ -94,7 +108,7 @@ VDiTConfig resolve_config(const nlohmann::json& partial, const std::map<std::str
   try {
     // An integer field: from the config, else from a shape, else an error naming it.
     auto field = [&](const char* name, const char* key, int axis) -> int64_t {
-      if (partial.contains(name)) return partial[name].get<int64_t>();
+      if (partial.contains(name)) return integer(partial[name], name);
       const Shape* s = shape_of(key);
       VDIT_CHECK(s && static_cast<int>(s->size()) > axis,
                  source << ": cannot determine " << name << ": the config lacks it and '" << key
@@ -113,7 +127,7 @@ VDiTConfig resolve_config(const nlohmann::json& partial, const std::map<std::str
     c.ffn_dim = field("ffn_dim", "blocks.0.ffn.0.weight", 0);
     check_patch_size(c.patch_size, source);
     if (partial.contains("out_dim")) {
-      c.out_dim = partial["out_dim"].get<int64_t>();
+      c.out_dim = integer(partial["out_dim"], "out_dim");
     } else {
       const int64_t rows = field("out_dim", "head.head.weight", 0);
       VDIT_CHECK(rows % c.patch_volume() == 0, source << ": head.head.weight has " << rows
@@ -121,7 +135,7 @@ VDiTConfig resolve_config(const nlohmann::json& partial, const std::map<std::str
       c.out_dim = rows / c.patch_volume();
     }
     if (partial.contains("num_layers")) {
-      c.num_layers = partial["num_layers"].get<int64_t>();
+      c.num_layers = integer(partial["num_layers"], "num_layers");
     } else {
       c.num_layers = 0;
       while (shapes.count("blocks." + std::to_string(c.num_layers) + ".modulation")) ++c.num_layers;
@@ -129,8 +143,8 @@ VDiTConfig resolve_config(const nlohmann::json& partial, const std::map<std::str
     VDIT_CHECK(partial.contains("num_heads"),
                source << ": cannot determine num_heads (no config gives it and shapes do not tell); "
                          "pass --config with a config.json");
-    c.num_heads = partial["num_heads"].get<int64_t>();
-    c.text_len = partial.value("text_len", int64_t{512});
+    c.num_heads = integer(partial["num_heads"], "num_heads");
+    c.text_len = partial.contains("text_len") ? integer(partial["text_len"], "text_len") : 512;
     c.eps = partial.value("eps", 1e-6f);
     c.qk_norm = partial.contains("qk_norm") ? partial["qk_norm"].get<bool>()
                                             : (shapes.empty() || shapes.count("blocks.0.self_attn.norm_q.weight") > 0);

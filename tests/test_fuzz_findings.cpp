@@ -136,5 +136,25 @@ TEST(FuzzFindings, HeaderContinuationBeyondTheFileIsRefusedBeforeAllocating) {
             std::string::npos) << message;
 }
 
+// A comment message of 0 bytes in a dataset's header: its NUL was searched for in no bytes at
+// all, from an empty buffer's null pointer (UBSan: null passed to memchr, in the header guard).
+TEST(FuzzFindings, EmptyCommentMessageIsAnError) {
+  const std::string path = finding("fuzz_adapter/empty-comment-message.h5");
+  const std::string message = testing::error_of([&] { read_adapter(path); });
+  EXPECT_NE(message.find(path + ": object '/blocks.0.self_attn.log_temperature': its comment message (byte offset "
+                                "1712): comment has no terminating NUL within its 0 bytes"),
+            std::string::npos) << message;
+}
+
+// in_dim written as a 33-digit literal, which JSON parsers read as a float (2.7e32): nlohmann
+// cast it to int64 (UBSan: outside the range of representable values).
+TEST(FuzzFindings, ConfigIntegerBeyondInt64IsAnError) {
+  const std::string path = finding("fuzz_config/integer-beyond-int64.json");
+  const std::string message = testing::error_of([&] { resolve_config(read_config_json(path), {}, path); });
+  EXPECT_NE(message.find(path + ": bad config value: "), std::string::npos) << message;
+  EXPECT_NE(message.find("in_dim is 2.6666666666666667e+32, not an integer within int64's range"), std::string::npos)
+      << message;
+}
+
 }  // namespace
 }  // namespace vdit
