@@ -15,7 +15,8 @@ inline float exp_approx(float x) {
   constexpr float kLn2Lo = 1.42860682030941723e-6f;
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float n = (xc * kLog2e + kRound) - kRound;
+  const float shifted = xc * kLog2e + kRound;  // exactly kRound + n: its low bits hold n
+  const float n = shifted - kRound;
   const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
   float p = 1.0f / 5040.0f;
   p = p * r + 1.0f / 720.0f;
@@ -25,7 +26,10 @@ inline float exp_approx(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const float two_n = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  // n as an integer from those bits, not by casting n: the cast is undefined for a NaN x
+  // (whose result is NaN either way, through p).
+  const int32_t n_int = std::bit_cast<int32_t>(shifted) - std::bit_cast<int32_t>(kRound);
+  const float two_n = std::bit_cast<float>(static_cast<uint32_t>(n_int + 127) << 23);
   return x < -87.0f ? 0.0f : p * two_n;
 }
 
