@@ -164,9 +164,11 @@ void expect_temperature_keys_checked(const Config& config, const ParameterMap& p
       << refused;
   EXPECT_NE(error_of([&] { model.set_parameters({{past, per_head}}); }).find("unknown parameter '" + past + "'"),
             std::string::npos);
-  const auto& [some_key, some_value] = *params.begin();
+  // Named copies, not a structured binding: clang 14 cannot capture one.
+  const std::string some_key = params.begin()->first;
+  const Shape some_shape = params.begin()->second.shape();
   const std::string misshapen = error_of([&] { model.set_parameters({{some_key, Tensor::zeros({7, 7, 7})}}); });
-  EXPECT_NE(misshapen.find("'" + some_key + "' needs shape " + to_string(some_value.shape())), std::string::npos)
+  EXPECT_NE(misshapen.find("'" + some_key + "' needs shape " + to_string(some_shape)), std::string::npos)
       << misshapen;
   EXPECT_EQ(model.parameters().count(key), 0u) << "a refused set_parameters changed nothing";
   model.set_parameters({{key, per_block}});
