@@ -27,7 +27,7 @@ fuzz_seconds=${FUZZ_SECONDS:-60}
 # each under ASan, arithmetic only, and the latter no C++ at all).
 if [ "${SANITIZE_ALL:-0}" = 1 ]; then
   tests=vditkit-tests
-  selection=(-E '(^io\.|WanParity\.|_reference_selfcheck$)')
+  selection=(-E '(^io\.|Parity\.|_reference_selfcheck$)')
 else
   tests=vditkit-io-tests
   selection=(-R '^io\.(Safetensors|ModelIo|Hdf5|LatentDataset|ForwardInputErrors|DiffusersNames|Checkpoint|RunState|AtomicFile|FuzzFindings|VideoIo|MakeDataset|RetrainCommand|ParallelErrors|Soak|FullDisk)')
