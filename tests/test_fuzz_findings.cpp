@@ -136,6 +136,28 @@ TEST(FuzzFindings, HeaderContinuationBeyondTheFileIsRefusedBeforeAllocating) {
             std::string::npos) << message;
 }
 
+// A dataset file whose root group's local heap has a free block naming itself as the next: HDF5
+// 1.10 walked that free list without end, allocating a node per step (libFuzzer: out of memory
+// after 34 million allocations, in H5HL_protect under H5Literate while listing the samples).
+// The same file with the free list's head set to the undefined address (all ones): the guard's
+// first bound check overflowed and let it through to an out-of-range read (fuzzing the guard).
+TEST(FuzzFindings, LocalHeapWhoseFreeListLoopsIsAnError) {
+  const struct {
+    std::string input, expected;
+  } cases[] = {
+      {"fuzz_latent_dataset/local-heap-free-list-loop.h5", "loops (more blocks than its 88 bytes hold)"},
+      {"fuzz_latent_dataset/local-heap-free-list-undefined.h5",
+       "names a block at heap offset 18446744073709551615 beyond its 88 bytes"},
+  };
+  for (const auto& c : cases) {
+    const std::string path = finding(c.input);
+    const std::string message = testing::error_of([&] { LatentDataset::open({path}); });
+    EXPECT_NE(message.find(path + ": group '/': its local heap's free list " + c.expected +
+                           " (heap data at byte offset 712): a corrupt file"),
+              std::string::npos) << message;
+  }
+}
+
 // A comment message of 0 bytes in a dataset's header: its NUL was searched for in no bytes at
 // all, from an empty buffer's null pointer (UBSan: null passed to memchr, in the header guard).
 TEST(FuzzFindings, EmptyCommentMessageIsAnError) {
